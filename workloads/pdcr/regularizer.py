@@ -1,0 +1,169 @@
+"""The PDCR plug-in: from the features recorded at its sites and the labels of a
+step to the step's regularization loss (Eq. 12; Eq. 9 for RF-PDCR sites).
+
+Per site: sample N vectors per image (and per layer of a cross-layer site),
+project them (cross-layer: learned 1x1 conv to 32 channels, applied to the
+sampled vectors only, which is the same thing and far cheaper), append the
+position encoding, locate their patches, score every pair by its affinity and
+apply the loss. Site losses are averaged over the patch series and summed over
+sites. The labels' one-hot integral image is built once per step and shared by
+every site and patch size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .affinity import affinity, centre_label_affinity, constant_affinity, dice_affinity, rigid_affinity
+from .config import PDCRConfig, Site
+from .geometry import ReceptiveField, cell_centres, field_boxes, position_encoding, receptive_field, series_boxes
+from .loss import cosine_similarity, loss_from_similarity
+from .patches import labels_at, patch_masks
+from .ratios import box_counts, check_labels, clip_boxes, integral_image, phi_from_counts
+from .sampling import gather_vectors, grid_positions, random_positions
+
+
+def site_key(site: Site) -> str:
+    """Name of a site in module paths and logs, e.g. ``encoder.2`` or ``encoder.2+encoder.3``."""
+    return "+".join(site.layers)
+
+
+class PDCR(nn.Module):
+    """PDCR regularizer over the configured sites.
+
+    config: :class:`PDCRConfig`. channels: channels C of each layer named by a site.
+    fields: receptive fields of the RF-PDCR sites' layers (from ``site.receptive_field``
+    or a gradient probe; see plugins.attach). Holds the cross-layer projections as
+    parameters; no other state survives a step.
+    """
+
+    def __init__(self, config: PDCRConfig, channels: dict[str, int], fields: dict[str, ReceptiveField] | None = None):
+        super().__init__()
+        self.config = config
+        self.fields = dict(fields or {})
+        self.projections = nn.ModuleDict()
+        for i, site in enumerate(config.sites):
+            if site.patch == "receptive_field" and site.layers[0] not in self.fields:
+                if site.receptive_field is None:
+                    raise ValueError(f"site {site_key(site)!r}: RF-PDCR needs its receptive field "
+                                     "(declare `receptive_field` or let attach() probe it)")
+                # A declared chain holds for every axis: 1-tuples broadcast over d.
+                size, stride, offset = receptive_field(site.receptive_field)
+                self.fields[site.layers[0]] = ReceptiveField((size,), (stride,), (offset,))
+            if len(site.layers) == 2:
+                self.projections[str(i)] = nn.ModuleList(
+                    [nn.Linear(channels[name], site.projection) for name in site.layers]
+                )
+        self._features: dict[str, torch.Tensor] = {}
+
+    # -- recording ---------------------------------------------------------------------
+    def record(self, name: str, output: torch.Tensor) -> None:
+        """Keep the output of layer ``name`` for this step's loss (called by a forward hook)."""
+        self._features[name] = output
+
+    def clear(self) -> None:
+        self._features.clear()
+
+    # -- the loss ----------------------------------------------------------------------
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        """Loss of the step whose features were recorded. labels: (B, *S) int64 at input
+        resolution. Returns a scalar; clears the recorded features."""
+        cfg = self.config
+        try:
+            check_labels(labels, cfg.num_classes)
+            missing = [name for name in cfg.layers() if name not in self._features]
+            if missing:
+                raise RuntimeError(f"no features recorded for layers {missing}: run the model's forward "
+                                   "in training mode on this batch before asking for the PDCR loss")
+            table = integral_image(labels, cfg.num_classes) if cfg.affinity == "ratio" else None
+            total = labels.new_zeros((), dtype=torch.float32)
+            for i, site in enumerate(cfg.sites):
+                total = total + self._site_loss(i, site, labels, table)
+            return total
+        finally:
+            self.clear()
+
+    def _features_of(self, name: str, labels: torch.Tensor) -> torch.Tensor:
+        feat = self._features[name]
+        if not isinstance(feat, torch.Tensor) or feat.ndim != labels.ndim + 1 or feat.shape[0] != labels.shape[0]:
+            shape = tuple(feat.shape) if isinstance(feat, torch.Tensor) else type(feat).__name__
+            raise ValueError(f"layer {name!r} output {shape} must be (B={labels.shape[0]}, C, *S) with "
+                             f"{labels.ndim - 1} spatial axes to match `labels` {tuple(labels.shape)}")
+        return feat
+
+    def _sample(self, site: Site, name: str, feat: torch.Tensor) -> torch.Tensor:
+        size = tuple(feat.shape[2:])
+        total = 1
+        for s in size:
+            total *= s
+        if site.n > total:
+            raise ValueError(f"site {site_key(site)!r}: n={site.n} exceeds the {total} positions of layer "
+                             f"{name!r} (feature map {size}); lower `n`")
+        if self.config.sampling == "grid":
+            return grid_positions(site.n, size).to(feat.device).expand(feat.shape[0], -1, -1)
+        return random_positions(feat.shape[0], site.n, size, device=feat.device)
+
+    def _site_loss(self, index: int, site: Site, labels: torch.Tensor, table) -> torch.Tensor:
+        cfg = self.config
+        image = tuple(labels.shape[1:])
+        sizes = site.patch_sizes or cfg.patch_sizes
+        largest = max(range(len(sizes)), key=sizes.__getitem__) if site.patch == "series" else 0
+        vectors, boxes, centres = [], [], []
+        for k, name in enumerate(site.layers):
+            feat = self._features_of(name, labels)
+            pos = self._sample(site, name, feat)
+            v = gather_vectors(feat, pos).float()
+            if len(site.layers) == 2:
+                v = self.projections[str(index)][k](v)
+            if site.patch == "series":
+                c = cell_centres(pos, feat.shape[2:], image)
+                b = series_boxes(c, sizes)  # (P, B, N, d, 2)
+            else:
+                b = field_boxes(pos, self.fields[name]).unsqueeze(0)
+                c = torch.div(b[..., 0] + b[..., 1], 2, rounding_mode="floor")[0]
+            if cfg.position_encoding:
+                v = torch.cat([v, position_encoding(b[largest], image, v.dtype)], dim=-1)
+            vectors.append(v)
+            boxes.append(b)
+            centres.append(c)
+        v_a, v_b = vectors[0], vectors[-1]
+        s = cosine_similarity(v_a, v_b)  # (B, N, K); shared by the P patch sizes
+        w = self._weights(labels, table, boxes[0], boxes[-1], centres[0], centres[-1], s)
+        return loss_from_similarity(s, w, cfg.tau)
+
+    def _weights(self, labels, table, boxes_a, boxes_b, centres_a, centres_b, s) -> torch.Tensor:
+        """Affinities (P, B, N, K) or (B, N, K) for the pairs of one site."""
+        cfg = self.config
+        kind = cfg.affinity
+        if kind == "constant":
+            return constant_affinity(*s.shape, value=cfg.constant, device=s.device)
+        if kind == "rigid":
+            return rigid_affinity(centres_a, centres_b)
+        if kind == "centre_label":
+            return centre_label_affinity(labels_at(labels, centres_a), labels_at(labels, centres_b))
+        if kind == "dice":
+            return torch.stack([
+                dice_affinity(patch_masks(labels, ba, cfg.num_classes), patch_masks(labels, bb, cfg.num_classes))
+                for ba, bb in zip(boxes_a, boxes_b)
+            ])
+        phi_a = self._phi(table, boxes_a, labels)
+        phi_b = phi_a if boxes_b is boxes_a else self._phi(table, boxes_b, labels)
+        if cfg.series == "ratio_first":
+            return affinity(phi_a.mean(0), phi_b.mean(0))
+        p, b, n, m = phi_a.shape
+        w = affinity(phi_a.reshape(p * b, n, m), phi_b.reshape(p * b, -1, m))
+        return w.view(p, b, n, -1)
+
+    def _phi(self, table, boxes: torch.Tensor, labels) -> torch.Tensor:
+        """phi of boxes (P, B, N, d, 2) -> (P, B, N, M), all P sizes in one look-up."""
+        p, b, n = boxes.shape[:3]
+        flat = boxes.transpose(0, 1).reshape(b, p * n, *boxes.shape[3:])
+        start, stop = clip_boxes(flat, tuple(labels.shape[1:]))
+        if bool((start >= stop).any()):
+            raise ValueError("a patch lies entirely outside the image: check the layer's receptive field / "
+                             "patch sizes against the input size")
+        counts = box_counts(table, start, stop)
+        area = (flat[..., 1] - flat[..., 0] + 1).prod(-1)
+        phi = phi_from_counts(counts, area, self.config.phi)
+        return phi.view(b, p, n, -1).transpose(0, 1)
