@@ -77,9 +77,14 @@ class PDCR(nn.Module):
                 raise RuntimeError(f"no features recorded for layers {missing}: run the model's forward "
                                    "in training mode on this batch before asking for the PDCR loss")
             table = integral_image(labels, cfg.num_classes) if cfg.affinity == "ratio" else None
+            # Sample every (site, layer) first, then gather each layer once: one sparse
+            # gradient per feature map instead of one per site.
+            positions = [[self._sample(site, name, self._features_of(name, labels)) for name in site.layers]
+                         for site in cfg.sites]
+            vectors = self._gather(positions)
             total = labels.new_zeros((), dtype=torch.float32)
             for i, site in enumerate(cfg.sites):
-                total = total + self._site_loss(i, site, labels, table)
+                total = total + self._site_loss(i, site, labels, table, positions[i], vectors[i])
             return total
         finally:
             self.clear()
@@ -104,16 +109,28 @@ class PDCR(nn.Module):
             return grid_positions(site.n, size).to(feat.device).expand(feat.shape[0], -1, -1)
         return random_positions(feat.shape[0], site.n, size, device=feat.device)
 
-    def _site_loss(self, index: int, site: Site, labels: torch.Tensor, table) -> torch.Tensor:
+    def _gather(self, positions: list[list[torch.Tensor]]) -> list[list[torch.Tensor]]:
+        """Sampled vectors (B, N, C) per site and layer, gathering each feature map once."""
+        wanted: dict[str, list[torch.Tensor]] = {}
+        for site, pos in zip(self.config.sites, positions):
+            for name, p in zip(site.layers, pos):
+                wanted.setdefault(name, []).append(p)
+        pieces = {name: list(gather_vectors(self._features[name], torch.cat(ps, dim=1))
+                             .split([p.shape[1] for p in ps], dim=1))
+                  for name, ps in wanted.items()}
+        return [[pieces[name].pop(0) for name in site.layers] for site in self.config.sites]
+
+    def _site_loss(self, index: int, site: Site, labels: torch.Tensor, table, positions, sampled) -> torch.Tensor:
         cfg = self.config
         image = tuple(labels.shape[1:])
         sizes = site.patch_sizes or cfg.patch_sizes
         largest = max(range(len(sizes)), key=sizes.__getitem__) if site.patch == "series" else 0
         vectors, boxes, centres = [], [], []
         for k, name in enumerate(site.layers):
-            feat = self._features_of(name, labels)
-            pos = self._sample(site, name, feat)
-            v = gather_vectors(feat, pos).float()
+            feat, pos = self._features[name], positions[k]
+            v = sampled[k]
+            if v.dtype in (torch.float16, torch.bfloat16):  # AMP: the loss is computed in float32
+                v = v.float()
             if len(site.layers) == 2:
                 v = self.projections[str(index)][k](v)
             if site.patch == "series":
@@ -137,25 +154,25 @@ class PDCR(nn.Module):
         cfg = self.config
         kind = cfg.affinity
         if kind == "constant":
-            return constant_affinity(*s.shape, value=cfg.constant, device=s.device)
+            return constant_affinity(*s.shape, value=cfg.constant, device=s.device).to(s.dtype)
         if kind == "rigid":
-            return rigid_affinity(centres_a, centres_b)
+            return rigid_affinity(centres_a, centres_b).to(s.dtype)
         if kind == "centre_label":
-            return centre_label_affinity(labels_at(labels, centres_a), labels_at(labels, centres_b))
+            return centre_label_affinity(labels_at(labels, centres_a), labels_at(labels, centres_b)).to(s.dtype)
         if kind == "dice":
             return torch.stack([
                 dice_affinity(patch_masks(labels, ba, cfg.num_classes), patch_masks(labels, bb, cfg.num_classes))
                 for ba, bb in zip(boxes_a, boxes_b)
-            ])
-        phi_a = self._phi(table, boxes_a, labels)
-        phi_b = phi_a if boxes_b is boxes_a else self._phi(table, boxes_b, labels)
+            ]).to(s.dtype)
+        phi_a = self._phi(table, boxes_a, labels, s.dtype)
+        phi_b = phi_a if boxes_b is boxes_a else self._phi(table, boxes_b, labels, s.dtype)
         if cfg.series == "ratio_first":
             return affinity(phi_a.mean(0), phi_b.mean(0))
         p, b, n, m = phi_a.shape
         w = affinity(phi_a.reshape(p * b, n, m), phi_b.reshape(p * b, -1, m))
         return w.view(p, b, n, -1)
 
-    def _phi(self, table, boxes: torch.Tensor, labels) -> torch.Tensor:
+    def _phi(self, table, boxes: torch.Tensor, labels, dtype: torch.dtype) -> torch.Tensor:
         """phi of boxes (P, B, N, d, 2) -> (P, B, N, M), all P sizes in one look-up."""
         p, b, n = boxes.shape[:3]
         flat = boxes.transpose(0, 1).reshape(b, p * n, *boxes.shape[3:])
@@ -165,5 +182,5 @@ class PDCR(nn.Module):
                              "patch sizes against the input size")
         counts = box_counts(table, start, stop)
         area = (flat[..., 1] - flat[..., 0] + 1).prod(-1)
-        phi = phi_from_counts(counts, area, self.config.phi)
+        phi = phi_from_counts(counts, area, self.config.phi, dtype)
         return phi.view(b, p, n, -1).transpose(0, 1)

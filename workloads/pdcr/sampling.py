@@ -73,4 +73,5 @@ def gather_vectors(features: torch.Tensor, positions: torch.Tensor) -> torch.Ten
     Returns (B, N, C); gradients flow back into ``features``."""
     b, c = features.shape[:2]
     flat = ravel(positions, features.shape[2:])  # (B, N)
-    return features.reshape(b, c, -1).gather(2, flat.unsqueeze(1).expand(b, c, flat.shape[1])).transpose(1, 2)
+    maps = features.reshape(b, c, -1)
+    return maps.gather(2, flat.unsqueeze(1).expand(b, c, flat.shape[1])).transpose(1, 2)

@@ -32,7 +32,8 @@ def _key(name: str) -> str:
 class Plugins(nn.Module):
     """The plug-ins attached to one model: re-weighting blocks (``reweight[layer]``) and
     the PDCR regularizer (``pdcr``, with its cross-layer projections). Train and
-    checkpoint it with the model, e.g. through :class:`PluggedModel`.
+    checkpoint it with the model, e.g. through :class:`PluggedModel`. A re-weighting
+    block runs in the train/eval mode of the module it is attached to.
     """
 
     def __init__(self, config: PluginsConfig, paths: dict[str, str]):
@@ -111,6 +112,7 @@ def _shapes(model: nn.Module, paths: dict[str, str], example_input) -> dict[str,
     """Output shape (B, C, *S) of each named layer for ``example_input`` (one eval forward)."""
     modules = dict(model.named_modules())
     shapes: dict[str, tuple[int, ...]] = {}
+    calls: dict[str, int] = {}
     handles = []
     for name, path in paths.items():
         def hook(module, inputs, output, name=name):
@@ -118,6 +120,7 @@ def _shapes(model: nn.Module, paths: dict[str, str], example_input) -> dict[str,
                 raise TypeError(f"layer {name!r} returns {type(output).__name__}, not a tensor: plug-ins "
                                 "need a module whose output is one feature map (B, C, *S)")
             shapes[name] = tuple(output.shape)
+            calls[name] = calls.get(name, 0) + 1
         handles.append(modules[path].register_forward_hook(hook))
     flags = {m: m.training for m in model.modules()}
     try:
@@ -136,6 +139,11 @@ def _shapes(model: nn.Module, paths: dict[str, str], example_input) -> dict[str,
     never = [n for n in paths if n not in shapes]
     if never:
         raise ValueError(f"layers {never} were not called in a forward pass of the model")
+    shared = {n: c for n, c in calls.items() if c > 1}
+    if shared:
+        raise ValueError(f"layers {shared} (name: calls) run more than once in one forward pass (a shared "
+                         "module, e.g. an activation reused within a block): a plug-in there would re-weight "
+                         "every call and PDCR would see only the last; name a module that runs once")
     return shapes
 
 
@@ -261,8 +269,14 @@ def _register(plugins: Plugins, modules: dict[str, nn.Module]) -> None:
             def hook(mod, inputs, output, name=name, reweight=reweight):
                 if not isinstance(output, torch.Tensor):
                     raise TypeError(f"layer {name!r} returned {type(output).__name__}, not a feature map")
+                if reweight.training != mod.training:
+                    # The block is part of its layer: same train/eval mode, so an eval forward of the
+                    # model (e.g. attach()'s shape pass) never moves its BatchNorm statistics.
+                    reweight.train(mod.training)
                 return reweight(output)
-            plugins._handles.append(module.register_forward_hook(hook))
+            # prepend: before any hook registered earlier on this module, e.g. the PDCR recorder
+            # of plug-ins attached before, which must see the features the network passes on.
+            plugins._handles.append(module.register_forward_hook(hook, prepend=True))
             _mark(plugins, module, "reweight", owner)
     if config.pdcr is not None:
         for name in config.pdcr.layers():

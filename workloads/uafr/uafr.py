@@ -22,7 +22,10 @@ def normalised_entropy(probabilities: torch.Tensor, log_probabilities: torch.Ten
     m = probabilities.shape[1]
     if m == 1:
         return torch.zeros_like(probabilities)
-    log_a = probabilities.clamp_min(1e-30).log() if log_probabilities is None else log_probabilities
+    # clamp at the dtype's smallest normal number: a fixed 1e-30 underflows to 0 in float16,
+    # so a certain (one-hot) distribution gave 0 * log(0) = NaN there.
+    tiny = torch.finfo(probabilities.dtype).tiny
+    log_a = probabilities.clamp_min(tiny).log() if log_probabilities is None else log_probabilities
     return -(probabilities * log_a).sum(dim=1, keepdim=True) / math.log(m)
 
 

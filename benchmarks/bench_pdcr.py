@@ -1,0 +1,151 @@
+"""PDCR speed and memory in the paper's setting, on CPU.
+
+Run: python benchmarks/bench_pdcr.py [--repeats 30]
+
+1. PDCR forward + backward (sampling, ratios, affinity, loss, and the gradient into
+   the feature maps): B = 8, labels 256 x 256, two classes, single-layer sites with
+   N = 128, 64, 32 on maps of stride 2, 4, 8 (C = 64, 128, 256), one cross-layer site
+   (stride 2 x stride 4, N = 64, 32-channel projections), P = 3. Median over repeats,
+   with glibc's default allocator and after ``tune_cpu_allocator()`` (what trials use).
+2. ``foreground_ratios`` for 8 x 384 boxes on 256 x 256 labels against one
+   ``avg_pool2d`` pass (9 x 9, stride 1) over the same one-hot labels.
+3. Speed-up over the slow loop references of the tests.
+4. The largest tensor PDCR's forward creates, against B N^2 and B C N^2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dragsaw.workloads.pdcr import PDCR, PDCRConfig, affinity, dragsaw_loss, foreground_ratios  # noqa: E402
+from dragsaw.workloads.runtime import tune_cpu_allocator  # noqa: E402
+from tests.workloads.pdcr_reference import affinity_reference, loss_reference, ratio_reference  # noqa: E402
+
+B, SIZE = 8, 256
+LAYERS = {"stride2": (64, 128), "stride4": (128, 64), "stride8": (256, 32)}  # name: (C, map side)
+SITES = [{"layers": ["stride2"], "n": 128}, {"layers": ["stride4"], "n": 64}, {"layers": ["stride8"], "n": 32},
+         {"layers": ["stride2", "stride4"], "n": 64}]
+
+
+def lesion_labels(batch: int, size: int) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    masks = [((yy - size // 2 - 9 * b) ** 2 + (xx - size // 2 + 7 * b) ** 2 < (size // 4 + 4 * b) ** 2)
+             for b in range(batch)]
+    return torch.stack(masks).long()
+
+
+def median_ms(fn, repeats: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def pdcr_setup():
+    cfg = PDCRConfig(num_classes=2, patch_sizes=(5, 7, 9), sites=SITES)
+    pdcr = PDCR(cfg, {name: c for name, (c, _) in LAYERS.items()})
+    feats = {name: torch.randn(B, c, s, s, requires_grad=True) for name, (c, s) in LAYERS.items()}
+    return pdcr, feats, lesion_labels(B, SIZE)
+
+
+def pdcr_step(pdcr, feats, labels):
+    for name, f in feats.items():
+        pdcr.record(name, f)
+    pdcr(labels).backward()
+    for f in feats.values():
+        f.grad = None
+
+
+class LargestTensor(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.largest = (0, None)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {a.untyped_storage().data_ptr() for a in torch.utils._pytree.tree_leaves((args, kwargs))
+                  if isinstance(a, torch.Tensor)}
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() in inputs:
+                continue  # a view of an input allocates nothing
+            if t.numel() > self.largest[0]:
+                self.largest = (t.numel(), f"{func.__name__} -> {tuple(t.shape)}")
+        return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    pdcr, feats, labels = pdcr_setup()
+    default = median_ms(lambda: pdcr_step(pdcr, feats, labels), args.repeats)
+    tuned_ok = tune_cpu_allocator()
+    tuned = median_ms(lambda: pdcr_step(pdcr, feats, labels), args.repeats)
+    print("\n[1] PDCR forward + backward, paper setting (B=8, 256x256, M=2, N=128/64/32 + cross N=64, P=3)")
+    print(f"    default glibc allocator : {default:7.2f} ms median")
+    print(f"    tune_cpu_allocator()    : {tuned:7.2f} ms median   (applied: {tuned_ok}; target <= 25 ms)")
+
+    gen = torch.Generator().manual_seed(1)
+    centres = torch.randint(0, SIZE, (B, 384, 2, 1), generator=gen)
+    boxes = torch.cat([centres - 4, centres + 4], dim=-1)  # 9 x 9 boxes, some reaching outside
+    onehot = torch.nn.functional.one_hot(labels, 2).permute(0, 3, 1, 2).float()
+    ratios_ms = median_ms(lambda: foreground_ratios(labels, 2, boxes), args.repeats)
+    pool_ms = median_ms(lambda: torch.nn.functional.avg_pool2d(onehot, 9, 1, 4), args.repeats)
+    strided_ms = median_ms(lambda: torch.nn.functional.avg_pool2d(onehot, 9, 8, 4), args.repeats)
+    print("\n[2] foreground_ratios, 8 x 384 boxes (9x9) on 256x256 labels (target: within 3x of avg_pool2d)")
+    print(f"    foreground_ratios              : {ratios_ms:7.3f} ms median (input checks included)")
+    print(f"    avg_pool2d 9x9, stride 1       : {pool_ms:7.3f} ms median -> ratio {ratios_ms / pool_ms:5.2f}x")
+    print(f"    avg_pool2d 9x9, stride 8       : {strided_ms:7.3f} ms median -> ratio {ratios_ms / strided_ms:5.2f}x")
+
+    print("\n[3] against the slow loop references (float64)")
+    small_boxes = boxes[:2, :64]
+    t = time.perf_counter()
+    ratio_reference(labels[:2], 2, small_boxes)
+    ref = time.perf_counter() - t
+    fast = median_ms(lambda: foreground_ratios(labels[:2], 2, small_boxes, dtype=torch.float64), 10) / 1e3
+    print(f"    foreground_ratios (2 x 64 boxes) : reference {ref * 1e3:9.1f} ms, fast {fast * 1e3:7.3f} ms, "
+          f"{ref / fast:9.0f}x")
+    phi = torch.rand(2, 64, 2, dtype=torch.float64).softmax(-1)
+    t = time.perf_counter()
+    affinity_reference(phi, phi)
+    ref = time.perf_counter() - t
+    fast = median_ms(lambda: affinity(phi, phi), 10) / 1e3
+    print(f"    affinity (2 x 64 x 64)           : reference {ref * 1e3:9.1f} ms, fast {fast * 1e3:7.3f} ms, "
+          f"{ref / fast:9.0f}x")
+    v = torch.randn(2, 32, 64, dtype=torch.float64)
+    w = torch.rand(2, 32, 32, dtype=torch.float64)
+    t = time.perf_counter()
+    loss_reference(v, v, w)
+    ref = time.perf_counter() - t
+    fast = median_ms(lambda: dragsaw_loss(v, v, w), 10) / 1e3
+    print(f"    dragsaw_loss (2 x 32 x 32, C=64) : reference {ref * 1e3:9.1f} ms, fast {fast * 1e3:7.3f} ms, "
+          f"{ref / fast:9.0f}x")
+
+    print("\n[4] memory: largest tensor created by PDCR's forward")
+    mode = LargestTensor()
+    for name, f in feats.items():
+        pdcr.record(name, f.detach())
+    with mode:
+        pdcr(labels)
+    n_max = 128
+    print(f"    largest: {mode.largest[0]:,} elements ({mode.largest[1]})")
+    print(f"    P*B*N^2 = {3 * B * n_max ** 2:,}; B*C*N^2 = {B * 64 * n_max ** 2:,} (never formed)")
+
+
+if __name__ == "__main__":
+    main()
