@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from .plugins import PluggedModel, attach
+from .runtime import tune_cpu_allocator
 
+#: Same as configs/plugins/demo_monai_unet.yaml (a test keeps them equal).
 PLUGINS = {
     "uafr": {"layers": ["model.0", "model.1.submodule.0"], "num_maps": 2},
     "pdcr": {
@@ -105,6 +107,7 @@ def _train(with_plugins: bool, steps: int, seed: int, size: int) -> dict:
 
 def plugin_demo(steps: int = 40, seed: int = 0, size: int = 64, echo: Callable[[str], None] = print) -> dict:
     """Train bare and with PDCR + UAFR; print and return the comparison."""
+    tune_cpu_allocator()
     echo(f"dragsaw plug-in demo: MONAI UNet, synthetic lesions {size}x{size}, {steps} steps of batch 8, CPU")
     rows = {}
     for name, flag in (("baseline", False), ("+PDCR+UAFR", True)):
