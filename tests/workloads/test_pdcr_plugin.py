@@ -246,3 +246,33 @@ def test_plugin_rejects_bad_input(change, match):
 def test_config_errors_name_the_problem(cfg, match):
     with pytest.raises(ValueError, match=match):
         PDCRConfig.model_validate(cfg)
+
+
+class _LargestAllocation(torch.utils._python_dispatch.TorchDispatchMode):
+    """Largest tensor an op allocates (views of inputs excluded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {a.untyped_storage().data_ptr() for a in torch.utils._pytree.tree_leaves((args, kwargs))
+                  if isinstance(a, torch.Tensor)}
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs:
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_memory_is_o_b_n_squared_not_o_b_c_n_squared():
+    b, c, n, p = 2, 512, 64, 3
+    cfg = PDCRConfig(num_classes=2, patch_sizes=(5, 7, 9), sites=[{"layers": ["f"], "n": n}])
+    pdcr = PDCR(cfg, {"f": c})
+    pdcr.record("f", torch.randn(b, c, 16, 16))
+    labels = blob_labels(b, (32, 32), 2, seed=7)
+    mode = _LargestAllocation()
+    with mode:
+        pdcr(labels)
+    allowed = max(p * b * n * n, b * (c + 4) * n)  # pair matrices of the P sizes; the sampled vectors
+    assert mode.largest <= allowed < b * c * n * n
