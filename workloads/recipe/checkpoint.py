@@ -1,0 +1,66 @@
+"""Trial checkpoints: everything needed to continue exactly (weights, optimizer,
+schedule, scaler, RNG states, curves), written whole into a directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FILE = "trial.pt"
+META = "meta.json"
+
+
+def config_hash(config_json: str) -> str:
+    return hashlib.sha256(config_json.encode()).hexdigest()[:16]
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(state["python"])
+
+
+def save(directory: str | Path, payload: dict, meta: dict) -> Path:
+    """Write ``payload`` (torch.save) and ``meta`` (JSON) into ``directory``, each atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, writer in ((FILE, lambda f: torch.save(payload, f)),
+                         (META, lambda f: f.write(json.dumps(meta, indent=1, default=str).encode()))):
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            writer(handle)
+        os.replace(tmp, directory / name)
+    return directory
+
+
+def load(directory: str | Path, expected_config_hash: str | None = None) -> dict:
+    """Read a checkpoint written by :func:`save`; refuse one made for another config."""
+    directory = Path(directory)
+    path = directory / FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no trial checkpoint {path} (expected {FILE} written by run_trial)")
+    meta = json.loads((directory / META).read_text()) if (directory / META).exists() else {}
+    if expected_config_hash and meta.get("config_hash") not in (None, expected_config_hash):
+        raise ValueError(f"checkpoint {directory} was written for another trial config "
+                         f"({meta.get('config_hash')} != {expected_config_hash}); refusing to resume from it")
+    return torch.load(path, map_location="cpu", weights_only=True)

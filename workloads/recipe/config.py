@@ -1,0 +1,97 @@
+"""The plain config of one trial (what the platform's specs expand into)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """name/root/options: as for ``load_dataset``. fold: an official split (``test``,
+    ``val``) or a cross-validation fold 0-4. fraction: the limited-data subset of the
+    training cases (Fig. 7), nested across fractions for one ``subset_seed``."""
+
+    name: str
+    root: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    fold: int | str = "test"
+    fraction: float = Field(default=1.0, gt=0, le=1)
+    subset_seed: int = 0
+    max_eval_cases: int | None = Field(default=None, ge=1)
+
+
+class ModelConfig(_Strict):
+    """A registered model by name (``deeplabv3plus``, ``unet``, ``fcn``, ``unet3d``)."""
+
+    name: str
+    width: float = Field(default=1.0, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(_Strict):
+    """Adam, cosine schedule, loss = segmentation loss + pdcr_weight * PDCR (paper Sec. V-A).
+
+    iterations_per_epoch: None = one pass over the training cases (2D); 3D trains
+    on patches, nnU-Net style, for a fixed number of iterations per epoch.
+    """
+
+    epochs: int = Field(default=50, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=1e-5, ge=0)
+    pdcr_weight: float = Field(default=0.01, ge=0)
+    loss: Literal["ce", "ce_dice"] = "ce"
+    iterations_per_epoch: int | None = Field(default=None, ge=1)
+    image_size: tuple[int, int] = (256, 256)
+    patch_size: tuple[int, int, int] = (64, 64, 64)
+    spacing: tuple[float, float, float] | None = None
+    foreground_ratio: float = Field(default=0.33, ge=0, le=1)
+    augment: bool = True
+    num_workers: int = Field(default=0, ge=0)
+    amp: bool | None = None
+    channels_last: bool | None = None
+
+    @field_validator("image_size")
+    @classmethod
+    def _multiple_of_32(cls, v):
+        if any(s % 32 for s in v):
+            raise ValueError(f"image_size sides must be multiples of 32 (the models' total stride), got {list(v)}")
+        return v
+
+    @field_validator("patch_size")
+    @classmethod
+    def _multiple_of_16(cls, v):
+        if any(s % 16 for s in v):
+            raise ValueError(f"patch_size sides must be multiples of 16, got {list(v)}")
+        return v
+
+
+class EvalConfig(_Strict):
+    """every: evaluate the held-out cases every k epochs (and always after the last).
+    overlap / sw_batch_size: 3D sliding-window inference. empty: the empty-reference rule."""
+
+    every: int = Field(default=1, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    overlap: float = Field(default=0.5, ge=0, lt=1)
+    sw_batch_size: int = Field(default=2, ge=1)
+    empty: Literal["nan", "one"] = "nan"
+
+
+class TrialConfig(_Strict):
+    """Everything one trial needs. ``plugins`` is a plug-in config by stage names (see
+    ``dragsaw.workloads.plugins.PluginsConfig``); ``pdcr.num_classes`` and
+    ``uafr.num_maps`` default to the dataset's number of classes."""
+
+    data: DataConfig
+    model: ModelConfig
+    plugins: dict[str, Any] | None = None
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cache_dir: str | None = None

@@ -1,0 +1,238 @@
+"""One trial: build -> fit -> evaluate -> checkpoint, reporting through a callback
+(torchtune's recipe shape: setup, train, save_checkpoint, cleanup). Knows nothing
+of Ray, Optuna or the result store: ``report(metrics, checkpoint_dir)`` is the seam.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data import fold_split, load_dataset, nested_subsets
+from ..data.cache import CaseCache
+from ..data.loading import TrainingSamples
+from ..data.preprocess import Preprocessing
+from ..models import build_model
+from ..plugins import PluggedModel, PluginsConfig, attach
+from ..runtime import tune_cpu_allocator
+from . import checkpoint
+from .config import TrialConfig
+from .evaluate import case_counts, predict_2d, predict_3d
+from .results import epoch_scores, result_rows
+
+Report = Callable[[dict[str, Any], str], None]
+
+
+def complete_plugins(plugins: dict | None, num_classes: int) -> PluginsConfig | None:
+    """Fill ``pdcr.num_classes`` and ``uafr.num_maps`` from the dataset (M = classes, as in the
+    paper); a ``pdcr.num_classes`` that contradicts the dataset is an error."""
+    if not plugins:
+        return None
+    plugins = {k: dict(v) if isinstance(v, dict) else v for k, v in plugins.items()}
+    pdcr = plugins.get("pdcr")
+    if isinstance(pdcr, dict):
+        given = pdcr.setdefault("num_classes", num_classes)
+        if given != num_classes:
+            raise ValueError(f"plugins.pdcr.num_classes is {given} but the dataset has {num_classes} classes")
+    if isinstance(plugins.get("uafr"), dict):
+        plugins["uafr"].setdefault("num_maps", num_classes)
+    return PluginsConfig.model_validate(plugins)
+
+
+class Trial:
+    """A trial built from a :class:`TrialConfig`; :meth:`run` trains and evaluates it."""
+
+    def __init__(self, config: TrialConfig | dict):
+        self.config = cfg = config if isinstance(config, TrialConfig) else TrialConfig.model_validate(config)
+        self.config_hash = checkpoint.config_hash(cfg.model_dump_json())
+        self.device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+                                   else "cpu")
+        if self.device.type == "cpu":
+            tune_cpu_allocator()
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        random.seed(cfg.seed)
+
+        self.dataset = load_dataset(cfg.data.name, cfg.data.root, **cfg.data.options)
+        train_ids, self.eval_ids = fold_split(self.dataset, cfg.data.fold)
+        if cfg.data.fraction < 1:
+            train_ids = nested_subsets(train_ids, [cfg.data.fraction], seed=cfg.data.subset_seed)[cfg.data.fraction]
+        if cfg.data.max_eval_cases:
+            self.eval_ids = self.eval_ids[: cfg.data.max_eval_cases]
+        self.train_ids = train_ids
+        self.dims = self.dataset.spatial_dims
+        t = cfg.train
+        self.cache = CaseCache(self.dataset, Preprocessing(image_size=t.image_size, spacing=t.spacing),
+                               root=cfg.cache_dir)
+        first = self.cache.get(train_ids[0])["image"]
+        in_channels = first.shape[-1] if self.dims == 2 else first.shape[0]
+        self.num_classes = self.dataset.num_classes
+
+        net = build_model(cfg.model.name, in_channels=in_channels, num_classes=self.num_classes,
+                          width=cfg.model.width, **cfg.model.options)
+        if net.spatial_dims != self.dims:
+            raise ValueError(f"model {cfg.model.name!r} is {net.spatial_dims}D but dataset "
+                             f"{cfg.data.name!r} is {self.dims}D")
+        spatial = t.image_size if self.dims == 2 else t.patch_size
+        plugins_cfg = complete_plugins(cfg.plugins, self.num_classes)
+        self.plugins = attach(net, plugins_cfg, example_input=(1, in_channels, *spatial)) if plugins_cfg else None
+        model = PluggedModel(net, self.plugins) if self.plugins else net
+        self.amp = t.amp if t.amp is not None else self.device.type == "cuda"
+        self.channels_last = (t.channels_last if t.channels_last is not None
+                              else self.device.type == "cuda" and self.dims == 2)
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+
+        length = (t.iterations_per_epoch * t.batch_size if t.iterations_per_epoch
+                  else max(len(train_ids), t.batch_size))
+        self.samples = TrainingSamples(self.cache, train_ids, seed=cfg.seed, length=length, augment=t.augment,
+                                       patch_size=t.patch_size if self.dims == 3 else None,
+                                       foreground_ratio=t.foreground_ratio)
+        self.steps_per_epoch = length // t.batch_size
+        total = max(1, self.steps_per_epoch * t.epochs)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
+        self.epoch = 0  # epochs completed
+        self.history: list[dict[str, Any]] = []
+        if t.loss == "ce_dice":
+            from monai.losses import DiceCELoss
+
+            self._seg_loss = DiceCELoss(to_onehot_y=True, softmax=True)
+        else:
+            self._seg_loss = None
+
+    # -- pieces ------------------------------------------------------------------------
+    def autocast(self):
+        if self.amp:
+            return torch.autocast(self.device.type, dtype=torch.float16 if self.device.type == "cuda" else torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def segmentation_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self._seg_loss is None:
+            return F.cross_entropy(logits.float(), labels)
+        return self._seg_loss(logits.float(), labels.unsqueeze(1))
+
+    def train_epoch(self) -> dict[str, float]:
+        t = self.config.train
+        self.samples.set_epoch(self.epoch)
+        gen = torch.Generator().manual_seed(self.config.seed * 1000003 + self.epoch)
+        loader = torch.utils.data.DataLoader(self.samples, batch_size=t.batch_size, shuffle=False,
+                                             num_workers=t.num_workers, drop_last=True, generator=gen,
+                                             pin_memory=self.device.type == "cuda")
+        self.model.train()
+        totals = {"loss": 0.0, "seg_loss": 0.0, "pdcr_loss": 0.0}
+        steps = 0
+        for x, y in loader:
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                logits = self.model(x)
+            seg = self.segmentation_loss(logits, y)
+            reg = self.plugins.regularization(y) if self.plugins is not None and self.plugins.pdcr else None
+            loss = seg + t.pdcr_weight * reg if reg is not None else seg
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at epoch {self.epoch + 1}, step {steps + 1}: {loss.item()}")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            totals["loss"] += loss.item()
+            totals["seg_loss"] += seg.item()
+            totals["pdcr_loss"] += reg.item() if reg is not None else 0.0
+            steps += 1
+        return {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
+
+    def predict(self, case_ids) -> dict[str, np.ndarray]:
+        self.model.eval()
+        ev, t = self.config.eval, self.config.train
+        if self.dims == 2:
+            return predict_2d(self.model, self.cache, case_ids, self.device, ev.batch_size, self.autocast)
+        return predict_3d(self.model, self.cache, case_ids, self.device, t.patch_size, ev.overlap,
+                          ev.sw_batch_size, self.autocast)
+
+    def evaluate(self) -> dict[str, np.ndarray]:
+        """{case_id: (M, 4) confusion counts} on the held-out cases."""
+        return case_counts(self.predict(self.eval_ids), self.cache, self.num_classes)
+
+    # -- checkpoints -------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "epoch": self.epoch, "history": self.history, "rng": checkpoint.rng_state()}
+
+    def save_checkpoint(self, directory) -> None:
+        checkpoint.save(directory, self.state(), {"epoch": self.epoch, "config_hash": self.config_hash,
+                                                  "config": self.config.model_dump(mode="json")})
+
+    def load_checkpoint(self, directory) -> None:
+        state = checkpoint.load(directory, self.config_hash)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        checkpoint.set_rng_state(state["rng"])
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self, report: Report | None = None) -> dict[str, Any]:
+        """Train the remaining epochs, reporting after each; return final metrics, per-case
+        rows and the per-epoch curves."""
+        cfg = self.config
+        counts = None
+        while self.epoch < cfg.train.epochs:
+            start = time.perf_counter()
+            metrics = self.train_epoch()
+            self.epoch += 1
+            metrics.update(epoch=self.epoch, lr=self.optimizer.param_groups[0]["lr"])
+            if self.epoch % cfg.eval.every == 0 or self.epoch == cfg.train.epochs:
+                counts = self.evaluate()
+                metrics.update(epoch_scores(counts, self.dataset.classes, self.dims, cfg.eval.empty))
+            metrics["epoch_seconds"] = time.perf_counter() - start
+            self.history.append(metrics)
+            directory = tempfile.mkdtemp(prefix=f"dragsaw-epoch{self.epoch}-")
+            try:
+                self.save_checkpoint(directory)
+                if report is not None:
+                    report(dict(metrics), directory)
+            finally:
+                shutil.rmtree(directory, ignore_errors=True)
+        if counts is None:  # resumed after the last epoch: evaluate what was trained
+            counts = self.evaluate()
+        final = dict(self.history[-1]) if self.history else {}
+        final.update(epoch_scores(counts, self.dataset.classes, self.dims, cfg.eval.empty))
+        return {"metrics": final, "cases": result_rows(counts, self.dataset.classes, cfg.eval.empty),
+                "epochs": list(self.history)}
+
+
+def run_trial(config: TrialConfig | dict, report: Report | None = None, resume_from: str | None = None
+              ) -> dict[str, Any]:
+    """Run one trial from a plain config (see :class:`TrialConfig`).
+
+    report(metrics, checkpoint_dir) is called after every epoch; the directory holds a
+    checkpoint from which ``run_trial(config, report, resume_from=dir)`` continues exactly
+    (same weights and metrics as an uninterrupted run, on CPU with the same seed); it is
+    removed when ``report`` returns, so copy it there if you keep it.
+    Returns {"metrics": final metrics, "cases": per-case-per-class rows, "epochs": curves}.
+    """
+    trial = Trial(config)
+    if resume_from is not None:
+        trial.load_checkpoint(resume_from)
+    return trial.run(report)
