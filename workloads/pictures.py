@@ -13,7 +13,7 @@ from torch import nn
 
 from .data.cache import CaseCache
 from .data.loading import image_tensor_2d
-from .plugins import Plugins
+from .plugins import PluggedModel, Plugins
 
 
 def _plt():
@@ -28,7 +28,8 @@ def _plt():
 def _stage_output(model: nn.Module, module_path: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, raw output of ``module_path`` before any re-weighting hook) for input x."""
     captured = {}
-    module = dict(model.named_modules())[module_path]
+    network = model.model if isinstance(model, PluggedModel) else model  # paths are the network's
+    module = dict(network.named_modules())[module_path]
     handle = module.register_forward_hook(lambda m, i, o: captured.setdefault("out", o.detach()), prepend=True)
     try:
         with torch.no_grad():
