@@ -181,3 +181,19 @@ def test_training_samples_3d(tmp_path):
     assert x.shape == (2, 16, 16, 16) and y.shape == (16, 16, 16)
     with pytest.raises(ValueError, match="patch_size"):
         TrainingSamples(cache, ds.case_ids(), seed=0)
+
+
+def test_limited_data_subsets_are_seeded_and_nested():
+    from dragsaw.workloads.data import nested_subsets
+
+    ids = [f"ISIC_{i:07d}" for i in range(900)]
+    fractions = [0.01] + [round(0.05 * k, 2) for k in range(1, 11)] + [1.0]
+    subsets = nested_subsets(ids, fractions, seed=3)
+    assert len(subsets[0.01]) == 9 and len(subsets[0.05]) == 45 and subsets[1.0] == sorted(ids)
+    for small, large in zip(fractions, fractions[1:]):
+        assert set(subsets[small]) < set(subsets[large])
+    assert nested_subsets(ids, fractions, seed=3) == subsets
+    assert nested_subsets(ids, fractions, seed=4)[0.1] != subsets[0.1]
+    assert nested_subsets(ids[:10], [0.01])[0.01]  # never empty
+    with pytest.raises(ValueError, match=r"fractions must be in \(0, 1\]"):
+        nested_subsets(ids, [0.0])
