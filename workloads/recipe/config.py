@@ -36,8 +36,8 @@ class ModelConfig(_Strict):
 class TrainConfig(_Strict):
     """Adam, cosine schedule, loss = segmentation loss + pdcr_weight * PDCR (paper Sec. V-A).
 
-    iterations_per_epoch: None = one pass over the training cases (2D); 3D trains
-    on patches, nnU-Net style, for a fixed number of iterations per epoch.
+    iterations_per_epoch: None = one pass over the training cases (2D), 250 (3D, nnU-Net's
+    patch-based epochs). loss: None = ``ce`` for 2D (the paper), ``ce_dice`` for 3D (nnU-Net).
     """
 
     epochs: int = Field(default=50, ge=1)
@@ -45,7 +45,7 @@ class TrainConfig(_Strict):
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=1e-5, ge=0)
     pdcr_weight: float = Field(default=0.01, ge=0)
-    loss: Literal["ce", "ce_dice"] = "ce"
+    loss: Literal["ce", "ce_dice"] | None = None
     iterations_per_epoch: int | None = Field(default=None, ge=1)
     image_size: tuple[int, int] = (256, 256)
     patch_size: tuple[int, int, int] = (64, 64, 64)

@@ -95,8 +95,8 @@ class Trial:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
 
-        length = (t.iterations_per_epoch * t.batch_size if t.iterations_per_epoch
-                  else max(len(train_ids), t.batch_size))
+        iterations = t.iterations_per_epoch or (250 if self.dims == 3 else None)
+        length = iterations * t.batch_size if iterations else max(len(train_ids), t.batch_size)
         self.samples = TrainingSamples(self.cache, train_ids, seed=cfg.seed, length=length, augment=t.augment,
                                        patch_size=t.patch_size if self.dims == 3 else None,
                                        foreground_ratio=t.foreground_ratio)
@@ -108,7 +108,7 @@ class Trial:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
         self.epoch = 0  # epochs completed
         self.history: list[dict[str, Any]] = []
-        if t.loss == "ce_dice":
+        if (t.loss or ("ce_dice" if self.dims == 3 else "ce")) == "ce_dice":
             from monai.losses import DiceCELoss
 
             self._seg_loss = DiceCELoss(to_onehot_y=True, softmax=True)
