@@ -1,0 +1,121 @@
+"""Launching an experiment: checks, data preparation, Ray Tune, results, leaderboard.
+
+Everything that can be wrong with the input is found before Ray starts or anything
+is written; ``LaunchError`` carries the message the CLI prints (exit status 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ..store import ResultStore, StoreError, filesystem
+from .provenance import git_commit, versions
+
+WORKER_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+
+
+class LaunchError(Exception):
+    """Bad input found before launching: printed without a traceback, exit status 2."""
+
+
+def absolute(path_or_url: str, base: Path | None = None) -> str:
+    """Local paths made absolute (Ray workers run elsewhere); URLs with a scheme kept."""
+    if "://" in str(path_or_url):
+        return str(path_or_url)
+    path = Path(path_or_url).expanduser()
+    return str(path if path.is_absolute() else (base or Path.cwd()) / path)
+
+
+def open_store(url: str) -> ResultStore:
+    try:
+        store = ResultStore(url)
+        store.check()
+    except StoreError as err:
+        raise LaunchError(str(err)) from None
+    return store
+
+
+def prepare_datasets(spec, echo: Callable[[str], None]) -> None:
+    """Write synthetic look-alikes where a dataset's root is absent and the spec asks for them."""
+    from dragsaw.workloads.data.synthetic import write_synthetic
+
+    for ds in spec.datasets:
+        if ds.synthetic is not None and not Path(ds.root).exists():
+            options = ds.synthetic.model_dump() if hasattr(ds.synthetic, "model_dump") else dict(ds.synthetic)
+            kind = options.pop("kind")
+            echo(f"writing the synthetic {kind} look-alike to {ds.root}")
+            write_synthetic(kind, ds.root, **options)
+
+
+def experiment_record(spec) -> dict:
+    return {"spec": spec.model_dump(mode="json"), "git_commit": git_commit(), "versions": versions()}
+
+
+def save_record(store_url: str, spec, spec_hash: str) -> None:
+    """Keep the validated spec beside the results, for ``dragsaw resume NAME`` and reports."""
+    fs, root = filesystem(store_url)
+    folder = f"{root.rstrip('/')}/_experiments/{spec.name}"
+    fs.makedirs(folder, exist_ok=True)
+    fs.pipe_file(f"{folder}/spec.json", json.dumps({**experiment_record(spec), "spec_hash": spec_hash},
+                                                  indent=1, default=str).encode())
+
+
+def load_record(store_url: str, name: str) -> dict:
+    fs, root = filesystem(store_url)
+    path = f"{root.rstrip('/')}/_experiments/{name}/spec.json"
+    if not fs.exists(path):
+        known = [Path(p).name for p in fs.ls(f"{root.rstrip('/')}/_experiments")] if fs.exists(
+            f"{root.rstrip('/')}/_experiments") else []
+        raise LaunchError(f"no experiment {name!r} in the store {store_url}; experiments there: {known or 'none'}")
+    return json.loads(fs.cat_file(path))
+
+
+def ray_init(address: str | None, num_cpus: int | None = None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    runtime_env = {"env_vars": dict(WORKER_ENV)}
+    for key in ("DRAGSAW_CACHE", "DRAGSAW_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
+        if key in os.environ:  # credentials travel in the environment only, never in specs or results
+            runtime_env["env_vars"][key] = os.environ[key]
+    kwargs = {"address": address} if address else {"num_cpus": num_cpus, "include_dashboard": False}
+    ray.init(runtime_env=runtime_env, log_to_driver=False, configure_logging=False, **kwargs)
+
+
+def tune_storage(store_url: str, name: str) -> str:
+    """Where Tune keeps its own bookkeeping: a local folder (results and checkpoints live in the store)."""
+    if "://" not in store_url or store_url.startswith("file://"):
+        return str(Path(store_url.replace("file://", "")) / "_tune")
+    return str(Path.cwd() / "results" / "_tune")
+
+
+def run_grid(spec, trials: list, store_url: str, context: dict, address: str | None,
+             echo: Callable[[str], None]) -> dict:
+    """Run grid trials with Ray Tune; returns {"ok": n, "failed": n}."""
+    from ray import tune
+
+    from .progress import Progress
+    from .trainable import tune_trainable
+
+    ray_init(address)
+    resources = {"cpu": float(spec.resources.cpus), "gpu": float(spec.resources.gpus)}
+    trainable = tune.with_resources(tune_trainable, resources)
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"trial": tune.grid_search([dataclasses.asdict(t) for t in trials]), "context": context},
+        tune_config=tune.TuneConfig(max_concurrent_trials=spec.concurrency, reuse_actors=True),
+        run_config=tune.RunConfig(
+            name=spec.name, storage_path=tune_storage(store_url, spec.name), verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
+            callbacks=[Progress(len(trials), "dice", "max", echo)],
+        ),
+    )
+    grid = tuner.fit()
+    failed = sum(1 for r in grid if r.error is not None)
+    return {"ok": len(grid) - failed, "failed": failed}

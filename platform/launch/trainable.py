@@ -1,0 +1,95 @@
+"""The Ray Tune trainable: one dragsaw trial, adapted from ``run_trial``'s
+``report(metrics, checkpoint_dir)`` to Tune and to the result store.
+
+It runs inside a Ray worker. The trial's results land in the store from here
+(so a killed driver loses nothing finished), its checkpoints go beside them,
+and a retried or resumed trial continues from its last checkpoint and rewrites
+the same result files, so nothing counts twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import traceback
+from typing import Any
+
+from ..store import ResultStore
+from .checkpoints import CheckpointStore
+from .provenance import hardware
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _numeric(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
+    """Run one trial spec (a ``TrialSpec`` as a dict) and store its results.
+
+    context: store_url, spec_hash, git_commit, versions. on_epoch(metrics) is called
+    after each epoch (the Tune adapter reports there). Returns the final metrics.
+    """
+    import torch
+
+    from dragsaw.workloads.recipe import run_trial
+
+    store = ResultStore(context["store_url"])
+    checkpoints = CheckpointStore(context["store_url"], trial["experiment"])
+    attempts = store.trial_attempts(trial["experiment"])
+    previous = attempts.filter(attempts["trial_id"].isin([trial["trial_id"]])) if attempts.num_rows else attempts
+    attempt = int(max(previous["attempt"].to_pylist(), default=0)) + 1
+    cpus = max(1, int(trial.get("resources", {}).get("cpu", 1)))
+    torch.set_num_threads(cpus)
+    started = _now()
+    row = {key: trial[key] for key in ("experiment", "trial_id", "variant", "dataset", "fold", "seed", "params",
+                                       "config")}
+    row.update(attempt=attempt, spec_hash=context["spec_hash"], git_commit=context["git_commit"],
+               versions=context["versions"], hardware=hardware(), node=os.uname().nodename, started_at=started)
+    elapsed = {"train_seconds": 0.0}
+
+    def report(metrics: dict[str, Any], directory: str) -> None:
+        checkpoints.save(trial["trial_id"], directory)
+        elapsed["train_seconds"] += float(metrics.get("epoch_seconds", 0.0))
+        if on_epoch is not None:
+            on_epoch({**_numeric(metrics), "train_seconds": elapsed["train_seconds"]})
+
+    resume = checkpoints.restore(trial["trial_id"])
+    try:
+        result = run_trial(trial["config"], report, resume_from=resume)
+    except BaseException as err:
+        row.update(status="failed", metrics={}, ended_at=_now(),
+                   error="".join(traceback.format_exception_only(type(err), err)).strip()[:4000])
+        try:
+            store.write_trial(row, [], [])
+        finally:
+            raise
+    finally:
+        if resume:
+            shutil.rmtree(resume, ignore_errors=True)
+    final = dict(result["metrics"])
+    final["train_seconds"] = sum(float(e.get("epoch_seconds", 0.0)) for e in result["epochs"])
+    row.update(status="completed", metrics=final, ended_at=_now(), error=None)
+    store.write_trial(row, result["epochs"], result["cases"])
+    return final
+
+
+def tune_trainable(config: dict) -> None:
+    """Entry point given to ``tune.Tuner``: ``config`` holds ``trial`` (a grid trial spec)
+    or ``base`` + searched params, and ``context``."""
+    from ray import tune
+
+    context = config["context"]
+    if "trial" in config:
+        trial = config["trial"]
+    else:
+        from ..search import trial_from_params
+
+        params = {k: v for k, v in config.items() if k not in ("base", "context")}
+        trial = trial_from_params(config["base"], params)
+    final = run_one(trial, context, on_epoch=lambda m: tune.report(m))
+    tune.report({**_numeric(final), "done_trial": 1})
