@@ -12,7 +12,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..store import ResultStore, StoreError, filesystem
+from ..store import ResultStore, StoreError
+from ..store._location import filesystem
 from .provenance import git_commit, versions
 
 WORKER_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
@@ -88,6 +89,19 @@ def ray_init(address: str | None, num_cpus: int | None = None) -> None:
     ray.init(runtime_env=runtime_env, log_to_driver=False, configure_logging=False, **kwargs)
 
 
+def concurrency(spec) -> int:
+    """The spec's concurrency, or as many trials as the cluster's CPUs (GPUs) hold."""
+    if spec.concurrency:
+        return int(spec.concurrency)
+    import ray
+
+    total = ray.cluster_resources()
+    fits = [total.get("CPU", 1) / max(spec.resources.cpus, 1e-9)]
+    if spec.resources.gpus:
+        fits.append(total.get("GPU", 0) / spec.resources.gpus)
+    return max(1, int(min(fits)))
+
+
 def tune_storage(store_url: str, name: str) -> str:
     """Where Tune keeps its own bookkeeping: a local folder (results and checkpoints live in the store)."""
     if "://" not in store_url or store_url.startswith("file://"):
@@ -109,7 +123,7 @@ def run_grid(spec, trials: list, store_url: str, context: dict, address: str | N
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search([dataclasses.asdict(t) for t in trials]), "context": context},
-        tune_config=tune.TuneConfig(max_concurrent_trials=spec.concurrency, reuse_actors=True),
+        tune_config=tune.TuneConfig(max_concurrent_trials=concurrency(spec), reuse_actors=True),
         run_config=tune.RunConfig(
             name=spec.name, storage_path=tune_storage(store_url, spec.name), verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),

@@ -1,0 +1,170 @@
+"""Launching experiments on Ray: validate, run (grid or search), resume, status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .run import LaunchError, absolute, load_record, open_store, save_record
+
+__all__ = ["LaunchError", "validate", "launch", "resume", "status"]
+
+
+def _load(spec_path: str, overrides: Sequence[str], store: str | None):
+    from ..spec import load_spec
+
+    overrides = list(overrides)
+    if store:
+        overrides.append(f"store={store}")
+    return load_spec(spec_path, overrides)
+
+
+def validate(spec_path: str, overrides: Sequence[str] = (), store: str | None = None):
+    """Load and check a spec; returns (spec, trials or None for a search). Writes nothing
+    (a synthetic dataset that is not written yet is expanded from its writer's settings
+    when the experiment runs). Raises SpecError / LaunchError."""
+    from ..spec import SpecError, check_paths, expand, prepare_datasets
+
+    spec = _load(spec_path, overrides, store)
+    problems = check_paths(spec)
+    if problems:
+        raise LaunchError(f"{spec_path}: cannot run here:\n" + "\n".join(f"  {p}" for p in problems))
+    if spec.search is not None:
+        return spec, None
+    try:
+        datasets = prepare_datasets(spec, write=False)
+    except SpecError:
+        return spec, []  # synthetic roots not written yet: trials are known once they are
+    return spec, expand(spec, datasets)
+
+
+def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = None, address: str | None = None,
+           dry_run: bool = False, echo: Callable[[str], None] = print, spec=None) -> int:
+    """``dragsaw run``: check everything, then run the spec's trials on Ray and print the
+    leaderboard. Trials already completed in the store are skipped (a re-run or ``resume``
+    finishes an experiment; nothing counts twice). Returns the exit status."""
+    from ..spec import check_paths, expand, prepare_datasets, spec_hash, studies
+    from .provenance import git_commit, versions
+
+    spec = spec or _load(spec_path, overrides, store)
+    problems = check_paths(spec)
+    if problems:
+        raise LaunchError(f"{spec_path}: cannot run here:\n" + "\n".join(f"  {p}" for p in problems))
+    store_url = absolute(spec.store)
+    if dry_run:
+        return _dry_run(spec, store_url, echo)
+    results = open_store(store_url)
+    digest = spec_hash(spec)
+    _same_spec_or_fail(store_url, results, spec, digest)
+    datasets = prepare_datasets(spec, write=True)
+    context = {"store_url": store_url, "spec_hash": digest, "git_commit": git_commit(), "versions": versions()}
+    save_record(store_url, spec, digest)
+    if spec.search is None:
+        from .run import run_grid
+
+        trials = expand(spec, datasets)
+        done = results.completed(spec.name)
+        todo = [t for t in trials if t.trial_id not in done]
+        echo(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already complete in {store_url}; "
+             f"running {len(todo)} ({spec.concurrency} at once, {spec.resources.cpus:g} CPU / "
+             f"{spec.resources.gpus:g} GPU each)")
+        outcome = run_grid(spec, todo, store_url, context, address, echo) if todo else {"ok": 0, "failed": 0}
+    else:
+        from .search_run import run_searches
+
+        outcome = run_searches(spec, studies(spec, datasets), store_url, context, address, echo)
+    echo(f"{spec.name}: {outcome['ok']} trials finished, {outcome['failed']} failed; results in {store_url}")
+    _print_leaderboard(results, spec, echo)
+    return 1 if outcome["failed"] else 0
+
+
+def _same_spec_or_fail(store_url: str, results, spec, digest: str) -> None:
+    """An experiment name stands for one spec: results of a changed spec under the same name
+    would be mixed into one leaderboard row, so that is refused."""
+    try:
+        record = load_record(store_url, spec.name)
+    except LaunchError:
+        return
+    if record.get("spec_hash") != digest and results.completed(spec.name):
+        raise LaunchError(
+            f"experiment {spec.name!r} in {store_url} already has results of a different spec "
+            f"(spec hash {record.get('spec_hash')} != {digest}); run it under another name "
+            f"(--set name=...), or use another store")
+
+
+def _dry_run(spec, store_url: str, echo) -> int:
+    from ..spec import expand, prepare_datasets, studies
+
+    # Synthetic look-alikes are written (data, not results) so that folds are known exactly;
+    # the store is not touched.
+    datasets = prepare_datasets(spec, write=True)
+    if spec.search is not None:
+        for study in studies(spec, datasets):
+            echo(f"study {study.study_name}: {spec.search.num_samples} samples on {study.dataset} folds "
+                 f"{list(study.folds)}, {study.resources}, objective {spec.search.objective} "
+                 f"{study.metrics} {study.modes}, scheduler {study.scheduler}")
+        return 0
+    trials = expand(spec, datasets)
+    echo(f"{spec.name}: {len(trials)} trials -> {store_url} ({spec.concurrency} at once)")
+    for t in trials:
+        echo(f"  {t.trial_id}  {t.variant:<24} {t.dataset:<14} fold {t.fold:<5} fraction {t.fraction:<5g} "
+             f"seed {t.seed:<3} cpu {t.resources['cpu']:g} gpu {t.resources['gpu']:g}")
+    return 0
+
+
+def _print_leaderboard(results, spec, echo) -> None:
+    from ..leaderboard import format_rows, leaderboard
+
+    rows = leaderboard(results, experiment=spec.name, baseline=spec.baseline)
+    if rows:
+        echo("")
+        echo(format_rows(rows, "table"))
+
+
+def resume(name: str, store: str, address: str | None = None, echo: Callable[[str], None] = print) -> int:
+    """``dragsaw resume NAME``: run the experiment's saved spec again; completed trials are
+    skipped and interrupted ones continue from their last checkpoint."""
+    from ..spec import validate_spec
+
+    store_url = absolute(store)
+    open_store(store_url)
+    record = load_record(store_url, name)
+    spec = validate_spec(record["spec"], f"{store_url}/_experiments/{name}/spec.json")
+    spec = spec.model_copy(update={"store": store_url})
+    return launch(name, spec=spec, address=address, echo=echo)
+
+
+def status(store: str, name: str | None = None) -> str:
+    """Experiments in a store with their trial counts (completed, failed attempts, expected)."""
+    store_url = absolute(store)
+    results = open_store(store_url)
+    names = [name] if name else results.experiments()
+    if not names:
+        return f"no experiments in {store_url}"
+    lines = []
+    for exp in names:
+        table = results.trial_attempts(exp)
+        rows = table.to_pylist() if table.num_rows else []
+        completed = {r["trial_id"] for r in rows if r["status"] == "completed"}
+        failed = {r["trial_id"] for r in rows if r["status"] != "completed"} - completed
+        expected = "?"
+        try:
+            record = load_record(store_url, exp)
+            spec_data = record["spec"]
+            expected = str(_expected_trials(spec_data))
+        except LaunchError:
+            pass
+        lines.append(f"{exp}: {len(completed)} completed, {len(failed)} with failed attempts only, "
+                     f"{expected} expected")
+    return "\n".join(lines)
+
+
+def _expected_trials(spec_data: dict) -> int | str:
+    from ..spec import SpecError, expand, prepare_datasets, validate_spec
+
+    spec = validate_spec(spec_data)
+    if spec.search is not None:
+        return f"{spec.search.num_samples} samples per dataset"
+    try:
+        return len(expand(spec, prepare_datasets(spec, write=False)))
+    except SpecError:
+        return "?"

@@ -1,0 +1,169 @@
+"""``leaderboard``: per (experiment, dataset, variant) mean, std and n over folds and seeds,
+the rank, and paired tests against a baseline, recomputed from the stored counts."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections import defaultdict
+
+import numpy as np
+import pyarrow as pa
+from dragsaw.platform.store import ResultStore
+
+from ._scores import CONVENTIONS, METRICS, connect, paired_values, trial_scores
+from ._stats import holm, paired_tests
+
+_TRIAL_COLUMNS = ["experiment", "dataset", "trial_id", "attempt", "variant", "fold", "seed", "convention"]
+_CASE_COLUMNS = ["experiment", "trial_id", "attempt", "case_id", "class_index", "tp", "fp", "fn", "tn", "empty"]
+_COMPARISON_KEYS = ("p_value", "p_ttest", "p_wilcoxon", "p_wilcoxon_holm", "n_cases", "delta")
+
+
+def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset: str | None = None,
+                metric: str = "dice", convention: str | None = None, baseline: str | None = None,
+                variants: list[str] | None = None) -> list[dict]:
+    """One row per (experiment, dataset, variant) over completed trials (latest completed
+    attempt of each trial_id), recomputed from the ``cases`` counts.
+
+    metric: "dice" | "jaccard" | "accuracy" (higher is better).
+    convention: "paper2d" | "foreground"; None takes the convention stored with the trials
+    of each (experiment, dataset) (paper2d for 2D datasets, foreground for 3D).
+    baseline: a variant; every other variant gets paired tests over the same cases (see
+    ``_scores.paired_values``: pairs on fold, seed and case_id; when the two variants' seed
+    sets differ, each case is first averaged over its seeds), Holm-corrected across the
+    variants of each (experiment, dataset).
+
+    Row keys: experiment, dataset, rank (1 = best; ties share the lower rank; None when the
+    mean is undefined), variant, metric, convention, empty (the stored empty-reference rule),
+    n (trials = folds x seeds), mean, std (ddof=1; NaN when n = 1); with a baseline also
+    baseline, delta (mean paired difference variant - baseline), n_cases, p_value (Holm-corrected
+    paired t-test), p_ttest, p_wilcoxon, p_wilcoxon_holm (None on the baseline's own row).
+    Rows are sorted by experiment, dataset, rank, variant.
+    """
+    _one_of("metric", metric, METRICS)
+    if convention is not None:
+        _one_of("convention", convention, CONVENTIONS)
+    store = store if isinstance(store, ResultStore) else ResultStore(store)
+    trials = store.completed_trials(experiment, dataset, columns=_TRIAL_COLUMNS)
+    if trials.num_rows == 0:
+        _explain_empty(store, experiment)
+        return []
+    trials = _select_variants(trials, variants, baseline)
+    groups = _groups(trials)
+    conventions = {key: convention or _stored_convention(store, key, trials, idx) for key, idx in groups.items()}
+    convention_of = {i: conventions[key] for key, idx in groups.items() for i in idx}
+    cases = store.read("cases", experiment, dataset, columns=_CASE_COLUMNS)
+    con = connect(trials, cases, metric, convention_of)
+    try:
+        scores, empty = trial_scores(con, trials.num_rows)
+        rows = []
+        for key, idx in sorted(groups.items()):
+            rows += _group_rows(con, trials, key, idx, scores, empty, metric, conventions[key], baseline)
+    finally:
+        con.close()
+    return rows
+
+
+def _group_rows(con, trials: pa.Table, key, idx, scores, empty, metric, convention, baseline) -> list[dict]:
+    experiment, dataset = key
+    variant_col = trials.column("variant").to_pylist()
+    by_variant: dict[str, list[int]] = defaultdict(list)
+    for i in idx:
+        if empty[i] is not None:  # trials without case rows have nothing to score
+            by_variant[variant_col[i]].append(i)
+    rows = []
+    for variant, members in by_variant.items():
+        values = scores[members]
+        rules = sorted({r for i in members for r in empty[i].split(",")})
+        rows.append({"experiment": experiment, "dataset": dataset, "rank": None, "variant": variant,
+                     "metric": metric, "convention": convention, "empty": ",".join(rules), "n": len(members),
+                     "mean": float(np.mean(values)),
+                     "std": float(np.std(values, ddof=1)) if len(members) > 1 else math.nan})
+    _rank(rows)
+    if baseline is not None:
+        _compare(con, trials, key, rows, by_variant, baseline)
+    return sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["variant"]))
+
+
+def _rank(rows: list[dict]) -> None:
+    """Competition ranking by mean, higher is better: 1, 2, 2, 4; undefined means get None."""
+    means = [r["mean"] for r in rows if not math.isnan(r["mean"])]
+    for r in rows:
+        if not math.isnan(r["mean"]):
+            r["rank"] = 1 + sum(m > r["mean"] for m in means)
+
+
+def _compare(con, trials: pa.Table, key, rows: list[dict], by_variant: dict, baseline: str) -> None:
+    if baseline not in by_variant:
+        raise ValueError(f"`baseline` {baseline!r} has no completed trials with cases in experiment={key[0]!r}, "
+                         f"dataset={key[1]!r}; variants there: {sorted(by_variant)} (choose one, or filter "
+                         f"with experiment=/dataset=)")
+    seeds = trials.column("seed").to_pylist()
+    base = by_variant[baseline]
+    base_seeds = {seeds[i] for i in base}
+    others = [r for r in rows if r["variant"] != baseline]
+    for r in rows:
+        r["baseline"] = baseline
+        r.update(dict.fromkeys(_COMPARISON_KEYS))
+    for r in others:
+        members = by_variant[r["variant"]]
+        by_seed = {seeds[i] for i in members} == base_seeds
+        x, b = paired_values(con, trials, base, members, by_seed)
+        r.update(paired_tests(x, b))
+    for column, corrected in (("p_ttest", "p_value"), ("p_wilcoxon", "p_wilcoxon_holm")):
+        for r, p in zip(others, holm([r[column] for r in others])):
+            r[corrected] = p
+
+
+def _groups(trials: pa.Table) -> dict[tuple[str, str], list[int]]:
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, key in enumerate(zip(trials.column("experiment").to_pylist(), trials.column("dataset").to_pylist())):
+        groups[key].append(i)
+    return dict(groups)
+
+
+def _select_variants(trials: pa.Table, variants, baseline) -> pa.Table:
+    present = sorted(set(trials.column("variant").to_pylist()))
+    wanted = list(variants) if variants is not None else None
+    for name in (wanted or []) + ([baseline] if baseline is not None else []):
+        if name not in present:
+            raise ValueError(f"variant {name!r} has no completed trials here; {_hint(name, present)}")
+    if wanted is None:
+        return trials
+    keep = set(wanted) | ({baseline} if baseline is not None else set())
+    mask = pa.array([v in keep for v in trials.column("variant").to_pylist()])
+    return trials.filter(mask)
+
+
+def _stored_convention(store, key, trials: pa.Table, idx: list[int]) -> str:
+    stored = trials.column("convention").to_pylist()
+    found = sorted({stored[i] for i in idx if stored[i] is not None})
+    if len(found) == 1:
+        return found[0]
+    where = f"experiment={key[0]!r}, dataset={key[1]!r} in {store.url}"
+    if not found:
+        raise ValueError(f"the trials of {where} store no convention; pass convention= one of {list(CONVENTIONS)}")
+    raise ValueError(f"the trials of {where} were scored under several conventions {found}; pass convention= "
+                     f"one of them")
+
+
+def _explain_empty(store: ResultStore, experiment: str | None) -> None:
+    if experiment is None:
+        return
+    known = store.experiments()
+    if experiment not in known:
+        raise ValueError(f"experiment {experiment!r} is not in {store.url}; {_hint(experiment, known)}")
+
+
+def _one_of(name: str, value, valid) -> None:
+    if value not in valid:
+        raise ValueError(f"`{name}` must be one of {list(valid)}, but got {value!r}")
+
+
+def _hint(name: str, valid: list[str]) -> str:
+    if not valid:
+        return "there are none"
+    close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
+    if close:
+        return "did you mean " + ", ".join(repr(c) for c in close) + "?"
+    return "valid: " + ", ".join(repr(v) for v in valid[:10]) + (", ..." if len(valid) > 10 else "")

@@ -1,0 +1,99 @@
+"""Leaderboard rows as text: an aligned table, Markdown, CSV or JSON; and the paper's
+Table II shape (variants x datasets, "mean ± std")."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+#: Columns shown as p-values (3 significant digits) rather than scores (4 decimals).
+_P_COLUMNS = {"p_value", "p_ttest", "p_wilcoxon", "p_wilcoxon_holm"}
+
+
+def format_rows(rows: Sequence[dict], fmt: str = "table") -> str:
+    """``rows`` (dicts, e.g. from ``leaderboard``) as "table" (aligned plain text), "markdown",
+    "csv" or "json" (a list of the dicts, NaN -> null). Columns are the union of the rows' keys
+    in first-seen order; a missing or undefined value shows as "-" (empty in CSV)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"`fmt` must be one of {list(FORMATS)}, but got {fmt!r}")
+    rows = [dict(r) for r in rows]
+    if fmt == "json":
+        return json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows], indent=2)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow(["" if _missing(r.get(c)) else r.get(c) for c in columns])
+        return out.getvalue()
+    cells = [[_cell(c, r.get(c)) for c in columns] for r in rows]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in cells]
+        return "\n".join(lines) if columns else ""
+    if not rows:
+        return "(no rows)"
+    widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(columns)]
+    numeric = [all(_is_number(r.get(c)) or _missing(r.get(c)) for r in rows) for c in columns]
+    def line(values):
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells])
+
+
+def cross_dataset_table(rows: Sequence[dict], digits: int = 4) -> list[dict]:
+    """Table II of the paper: one row per variant, one column per dataset, cells
+    "mean ± std" (just "mean" when n = 1, "-" when the variant did not run there).
+
+    rows: ``leaderboard`` rows of one metric. Variants keep their first-seen order (the
+    best of the first dataset first); when the rows span several experiments each row is
+    an (experiment, variant) pair and carries an "experiment" column. Returns dicts that
+    ``format_rows`` prints.
+    """
+    metrics = {r["metric"] for r in rows}
+    if len(metrics) > 1:
+        raise ValueError(f"`rows` must hold one metric for a cross-dataset table, but got {sorted(metrics)}")
+    experiments = list(dict.fromkeys(r["experiment"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    table: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["experiment"], r["variant"]) if len(experiments) > 1 else (r["variant"],)
+        out = table.setdefault(key, {**({"experiment": r["experiment"]} if len(experiments) > 1 else {}),
+                                     "variant": r["variant"], **dict.fromkeys(datasets, "-")})
+        out[r["dataset"]] = _mean_std(r["mean"], r["std"], digits)
+    return list(table.values())
+
+
+def _mean_std(mean, std, digits: int) -> str:
+    if _missing(mean):
+        return "-"
+    if _missing(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _cell(column: str, value) -> str:
+    if _missing(value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if column in _P_COLUMNS else f"{value:.4f}"
+    return str(value)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _json_value(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

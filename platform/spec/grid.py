@@ -1,0 +1,138 @@
+"""A grid spec expanded into trials: variants x datasets x folds x fractions x seeds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dragsaw.workloads.data import SegmentationDataset
+from dragsaw.workloads.recipe import TrialConfig, complete_plugins
+from pydantic import ValidationError
+
+from .configs import deep_merge, flatten
+from .datasets import folds_of, prepare_datasets, resolve_root
+from .errors import Problem, SpecError, format_loc
+from .schema import DatasetSpec, ExperimentSpec
+from .variants import combine, components
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial of an experiment.
+
+    trial_id: deterministic (see :func:`trial_id`); fold: ``"test"``, ``"0"`` ..; params:
+    what this trial changes relative to the spec's base, as dotted keys (variant and axis
+    values, or a search sample); config: a complete, validated TrialConfig dict (JSON types);
+    resources: {"cpu": float, "gpu": float} per trial.
+    """
+
+    trial_id: str
+    experiment: str
+    variant: str
+    dataset: str
+    fold: str
+    seed: int
+    fraction: float
+    params: dict = field(hash=False)
+    config: dict = field(hash=False)
+    resources: dict = field(hash=False)
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal data, equal text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def spec_hash(spec: ExperimentSpec) -> str:
+    """sha256 (hex) of the spec's canonical JSON, defaults included (so writing a default
+    out does not change it)."""
+    return hashlib.sha256(canonical_json(spec.model_dump(mode="json")).encode()).hexdigest()
+
+
+def trial_id(experiment: str, variant: str, dataset: str, fold: Any, fraction: float, seed: int,
+             params: Mapping[str, Any]) -> str:
+    """16 hex digits of sha256 over (experiment, variant, dataset, fold, fraction, seed, params)."""
+    key = canonical_json([experiment, variant, dataset, str(fold), float(fraction), int(seed), dict(params)])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def trial_config(spec: ExperimentSpec, parts: Mapping[str, Any], d: DatasetSpec, dataset: SegmentationDataset,
+                 fold: int | str, fraction: float, seed: int) -> dict[str, Any]:
+    """A complete TrialConfig dict (JSON types) for ``parts`` (model/plugins/train/eval) on
+    one dataset, fold, fraction and seed. The plug-ins get the dataset's class count; a
+    CPU-only trial (``resources.gpus == 0``) runs on the CPU even where a GPU exists."""
+    plugins = complete_plugins(parts.get("plugins"), dataset.num_classes)
+    config = {
+        "data": {"name": d.name, "root": str(resolve_root(d.root)), "options": dict(d.options), "fold": fold,
+                 "fraction": fraction, "subset_seed": d.subset_seed, "max_eval_cases": d.max_eval_cases},
+        "model": parts["model"],
+        "plugins": plugins.model_dump(mode="json", exclude_none=True) if plugins is not None else None,
+        "train": parts["train"], "eval": parts["eval"], "seed": seed,
+        "device": "cpu" if spec.resources.gpus == 0 else "auto",
+        "cache_dir": str(resolve_root(spec.cache_dir)) if spec.cache_dir else None,
+    }
+    return TrialConfig.model_validate(config).model_dump(mode="json")
+
+
+def resources(spec: ExperimentSpec) -> dict[str, float]:
+    return {"cpu": float(spec.resources.cpus), "gpu": float(spec.resources.gpus)}
+
+
+def expand(spec: ExperimentSpec, datasets: Mapping[str, SegmentationDataset] | None = None) -> list[TrialSpec]:
+    """Every trial of a grid spec, in the order variants x datasets x folds x fractions x seeds.
+
+    datasets: key -> opened dataset (default: :func:`prepare_datasets`, which writes absent
+    synthetic look-alikes). Raises :class:`SpecError` for configs the datasets make invalid
+    (e.g. ``pdcr.num_classes`` against the dataset's classes), ``ValueError`` for a search spec.
+    """
+    if spec.search is not None:
+        raise ValueError(f"spec {spec.name!r} is a search: its trials come from the sampler; use studies(spec)")
+    loaded = datasets if datasets is not None else prepare_datasets(spec)
+    out: list[TrialSpec] = []
+    problems: list[Problem] = []
+    for variant, overrides in combine(spec.variants, spec.axes):
+        params = flatten(overrides)
+        for i, d in enumerate(spec.datasets):
+            parts = deep_merge(spec.dataset_base(d), overrides)
+            dataset = loaded[d.key]
+            try:
+                configs = {(fold, fraction, seed): trial_config(spec, parts, d, dataset, fold, fraction, seed)
+                           for fold in folds_of(d, dataset) for fraction in d.fraction for seed in spec.seeds}
+            except (ValidationError, ValueError) as exc:
+                problems.append(Problem(format_loc(("datasets", i)), f"variant {variant!r}: {exc}"))
+                continue
+            for (fold, fraction, seed), config in configs.items():
+                out.append(TrialSpec(
+                    trial_id=trial_id(spec.name, variant, d.key, fold, fraction, seed, params),
+                    experiment=spec.name, variant=variant, dataset=d.key, fold=str(fold), seed=seed,
+                    fraction=float(fraction), params=params, config=config, resources=resources(spec)))
+    if problems:
+        raise SpecError(problems, spec.source)
+    return out
+
+
+def variant_names(spec: ExperimentSpec) -> list[str]:
+    """The variants of a grid spec, in crossing order."""
+    return [name for name, _ in combine(spec.variants, spec.axes)]
+
+
+def baseline_of(spec: ExperimentSpec, variant: str) -> str | None:
+    """The variant that ``variant`` is compared with: ``variant`` with the component that the
+    spec's ``baseline`` label belongs to replaced by it (``fcn+pdcr`` -> ``fcn+baseline``);
+    None without a baseline."""
+    if spec.baseline is None:
+        return None
+    labels = variant.split("+")
+    for k, component in enumerate(components(spec.variants, spec.axes)):
+        if spec.baseline in [label for label, _ in component]:
+            if k >= len(labels):
+                break
+            return "+".join(labels[:k] + [spec.baseline] + labels[k + 1:])
+    raise ValueError(f"variant {variant!r} does not belong to spec {spec.name!r}")
+
+
+__all__ = ["TrialSpec", "expand", "spec_hash", "trial_id", "trial_config", "canonical_json", "variant_names",
+           "baseline_of", "resources"]

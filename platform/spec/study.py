@@ -1,0 +1,106 @@
+"""A search spec as studies: one Optuna study per dataset, each turning a sample into trials."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dragsaw.workloads.data import SegmentationDataset
+from dragsaw.workloads.recipe import TrialConfig, complete_plugins
+
+from .datasets import folds_of, prepare_datasets
+from .grid import TrialSpec, canonical_json, resources, trial_config, trial_id
+from .schema import ExperimentSpec
+from .search_schema import SearchSpec
+from .space import SearchSpace
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """One study: the base trial config of a dataset plus what the launcher needs.
+
+    folds: the folds each sample is scored on (one for objective ``single``; their mean for
+    ``mean_over_folds``); base_config: a complete TrialConfig dict for ``folds[0]`` before any
+    parameter is applied; scheduler: {"type": "none"} or the ASHA arguments, defaults filled.
+    """
+
+    study_name: str
+    experiment: str
+    dataset: str
+    folds: tuple
+    seed: int
+    fraction: float
+    num_classes: int
+    base_config: dict = field(hash=False)
+    search: SearchSpec = field(hash=False)
+    resources: dict = field(hash=False)
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.search.search_space()
+
+    @property
+    def metrics(self) -> list[str]:
+        return self.search.metrics
+
+    @property
+    def modes(self) -> list[str]:
+        return self.search.modes
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna's study directions, one per objective."""
+        return ["maximize" if m == "max" else "minimize" for m in self.search.modes]
+
+    @property
+    def scheduler(self) -> dict[str, Any]:
+        return self.search.scheduler.resolved(self.base_config["train"]["epochs"])
+
+    def variant(self, params: Mapping[str, Any]) -> str:
+        """A sample's variant name: ``search-`` and 8 hex digits of its parameters."""
+        return "search-" + hashlib.sha256(canonical_json(dict(params)).encode()).hexdigest()[:8]
+
+    def trial(self, params: Mapping[str, Any], fold: int | str | None = None) -> TrialSpec:
+        """The trial of one sample (``params`` from ``SearchSpace.suggest``) on ``fold``
+        (default: the first fold). The config is validated (plug-ins completed with the dataset's
+        classes); ValueError (SpaceError, pydantic's ValidationError) if it is not valid."""
+        fold = self.folds[0] if fold is None else fold
+        if fold not in self.folds:
+            raise ValueError(f"fold {fold!r} is not one of this study's folds {list(self.folds)}")
+        config = self.space.apply(self.base_config, params)
+        config["data"] = {**copy.deepcopy(config["data"]), "fold": fold}
+        plugins = complete_plugins(config.get("plugins"), self.num_classes)
+        config["plugins"] = plugins.model_dump(mode="json", exclude_none=True) if plugins is not None else None
+        config = TrialConfig.model_validate(config).model_dump(mode="json")
+        variant = self.variant(params)
+        return TrialSpec(trial_id=trial_id(self.experiment, variant, self.dataset, fold, self.fraction, self.seed,
+                                           params),
+                         experiment=self.experiment, variant=variant, dataset=self.dataset, fold=str(fold),
+                         seed=self.seed, fraction=self.fraction, params=dict(params), config=config,
+                         resources=dict(self.resources))
+
+
+def studies(spec: ExperimentSpec, datasets: Mapping[str, SegmentationDataset] | None = None) -> list[StudySpec]:
+    """The studies of a search spec, one per dataset (default study name: ``<experiment>.<dataset>``)."""
+    if spec.search is None:
+        raise ValueError(f"spec {spec.name!r} is a grid, not a search; use expand(spec)")
+    loaded = datasets if datasets is not None else prepare_datasets(spec)
+    single = spec.search.objective == "single"
+    out = []
+    for d in spec.datasets:
+        dataset = loaded[d.key]
+        folds = tuple(folds_of(d, dataset, single=single))
+        seed, fraction = spec.seeds[0], d.fraction[0]
+        base = trial_config(spec, spec.dataset_base(d), d, dataset, folds[0], fraction, seed)
+        name = spec.search.study_name or f"{spec.name}.{d.key}"
+        if spec.search.study_name and len(spec.datasets) > 1:
+            name = f"{spec.search.study_name}.{d.key}"
+        out.append(StudySpec(study_name=name, experiment=spec.name, dataset=d.key, folds=folds, seed=seed,
+                             fraction=fraction, num_classes=dataset.num_classes, base_config=base, search=spec.search, resources=resources(spec)))
+    return out
+
+
+__all__ = ["StudySpec", "studies"]

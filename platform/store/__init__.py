@@ -1,0 +1,27 @@
+"""Results as Parquet on any fsspec URL: three tables (trials, epochs, cases) under one
+root, hive-partitioned by experiment and dataset, every file written whole.
+
+    store = ResultStore("s3://bucket/dragsaw")   # or a folder (default ./results), file://, gs://...
+    store.check()                                # reachable and writable, else StoreError
+    store.write_trial(trial, epochs, cases)      # one attempt; retries rewrite, never duplicate
+    store.read("cases", experiment="table4")     # pyarrow.Table with schema SCHEMAS["cases"]
+    store.compact("table4")                      # one file per partition for fast reads (a cache)
+    fs, root = filesystem(url)                   # the same filesystem, for files kept beside results
+"""
+
+from ._location import DEFAULT_URL, StoreError, filesystem
+from ._schema import CASE_KEYS, NAME_PATTERN, SCHEMA_VERSION, SCHEMAS, TABLES, TRIAL_KEYS
+from ._store import ResultStore
+
+__all__ = [
+    "CASE_KEYS",
+    "DEFAULT_URL",
+    "NAME_PATTERN",
+    "SCHEMAS",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "TRIAL_KEYS",
+    "ResultStore",
+    "StoreError",
+    "filesystem",
+]
