@@ -10,6 +10,7 @@ the same result files, so nothing counts twice.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import traceback
@@ -28,6 +29,19 @@ def _numeric(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def _node() -> str:
+    """The Ray node a trial ran on (host name + node id), or the host name outside Ray."""
+    name = os.uname().nodename
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return f"{name}/{ray.get_runtime_context().get_node_id()[:12]}"
+    except Exception:  # noqa: BLE001 - provenance must never fail a trial
+        pass
+    return name
+
+
 def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
     """Run one trial spec (a ``TrialSpec`` as a dict) and store its results.
 
@@ -41,15 +55,16 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
     store = ResultStore(context["store_url"])
     checkpoints = CheckpointStore(context["store_url"], trial["experiment"])
     attempts = store.trial_attempts(trial["experiment"])
-    previous = attempts.filter(attempts["trial_id"].isin([trial["trial_id"]])) if attempts.num_rows else attempts
-    attempt = int(max(previous["attempt"].to_pylist(), default=0)) + 1
+    earlier = [a for t, a in zip(attempts.column("trial_id").to_pylist(), attempts.column("attempt").to_pylist())
+               if t == trial["trial_id"]] if attempts.num_rows else []
+    attempt = max(earlier, default=0) + 1
     cpus = max(1, int(trial.get("resources", {}).get("cpu", 1)))
     torch.set_num_threads(cpus)
     started = _now()
     row = {key: trial[key] for key in ("experiment", "trial_id", "variant", "dataset", "fold", "seed", "params",
                                        "config")}
     row.update(attempt=attempt, spec_hash=context["spec_hash"], git_commit=context["git_commit"],
-               versions=context["versions"], hardware=hardware(), node=os.uname().nodename, started_at=started)
+               versions=context["versions"], hardware=hardware(), node=_node(), started_at=started)
     elapsed = {"train_seconds": 0.0}
 
     def report(metrics: dict[str, Any], directory: str) -> None:
@@ -59,6 +74,10 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
             on_epoch({**_numeric(metrics), "train_seconds": elapsed["train_seconds"]})
 
     resume = checkpoints.restore(trial["trial_id"])
+    resumed_from = 0
+    if resume and os.path.exists(os.path.join(resume, "meta.json")):
+        with open(os.path.join(resume, "meta.json")) as handle:
+            resumed_from = int(json.load(handle).get("epoch", 0))
     try:
         result = run_trial(trial["config"], report, resume_from=resume)
     except BaseException as err:
@@ -73,6 +92,7 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
             shutil.rmtree(resume, ignore_errors=True)
     final = dict(result["metrics"])
     final["train_seconds"] = sum(float(e.get("epoch_seconds", 0.0)) for e in result["epochs"])
+    final["resumed_from_epoch"] = resumed_from
     row.update(status="completed", metrics=final, ended_at=_now(), error=None)
     store.write_trial(row, result["epochs"], result["cases"])
     return final

@@ -18,6 +18,8 @@ For paired tests the unit is the case: its value is the paper2d case value, or f
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -48,7 +50,8 @@ def connect(trials: pa.Table, cases: pa.Table, metric: str, convention_of: dict[
             ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the view ``class_values`` (trial index ``t``, fg, case_id,
     class_index, empty, value): the metric of every case and class the trial's convention
-    averages (background dropped for ``foreground``).
+    averages (background dropped for ``foreground``), and the table ``case_values`` (t, fg,
+    case_id, value, e0, e1): per case, the mean over those classes (the unit of paired tests).
 
     trials: one row per selected trial (experiment, trial_id, attempt ...), its row number is
     ``t``; only case rows written by that attempt count.
@@ -62,13 +65,19 @@ def connect(trials: pa.Table, cases: pa.Table, metric: str, convention_of: dict[
                      "fg": pa.array([convention_of[i] == "foreground" for i in range(trials.num_rows)])})
     con.register("keys", keys)
     con.register("cases", cases)
-    # A view, not a table: materialising a million rows costs more than scanning them twice.
+    # class_values is a view (materialising a million rows costs more than scanning them
+    # twice); case_values, half as long, serves both the paper2d scores and the paired tests.
     con.execute(f"""
         CREATE VIEW class_values AS
         SELECT k.t, k.fg, c.case_id, c.class_index, c.empty, {_value_sql(metric)} AS value
         FROM cases c JOIN keys k
           ON c.experiment = k.experiment AND c.trial_id = k.trial_id AND c.attempt = k.attempt
         WHERE NOT (k.fg AND c.class_index = {BACKGROUND})
+    """)
+    con.execute(f"""
+        CREATE TEMP TABLE case_values AS
+        SELECT t, fg, case_id, {_MEAN.format('value')} AS value, min(empty) AS e0, max(empty) AS e1
+        FROM class_values GROUP BY t, fg, case_id
     """)
     return con
 
@@ -82,8 +91,7 @@ def trial_scores(con: duckdb.DuckDBPyConnection, n_trials: int) -> tuple[np.ndar
             SELECT t, {_MEAN.format('value')} AS value, min(empty) AS e0, max(empty) AS e1
             FROM class_values WHERE fg GROUP BY t, class_index
             UNION ALL
-            SELECT t, {_MEAN.format('value')} AS value, min(empty), max(empty)
-            FROM class_values WHERE NOT fg GROUP BY t, case_id
+            SELECT t, value, e0, e1 FROM case_values WHERE NOT fg
         )
         SELECT t, CASE WHEN count(value) = count(*) THEN {_MEAN.format('value')} ELSE 'NaN'::DOUBLE END AS score,
                min(e0) AS e0, max(e1) AS e1
@@ -98,30 +106,38 @@ def trial_scores(con: duckdb.DuckDBPyConnection, n_trials: int) -> tuple[np.ndar
     return out, empty
 
 
-def paired_values(con: duckdb.DuckDBPyConnection, trials: pa.Table, baseline_t: list[int],
-                  other_t: list[int], by_seed: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per-case values of two sets of trials paired on (fold, seed, case_id), or, with
-    ``by_seed=False``, on (fold, case_id) after averaging each case over seeds; cases
-    undefined on either side are dropped. Returns (other, baseline) float64 arrays."""
+def paired_values(con: duckdb.DuckDBPyConnection, trials: pa.Table,
+                  comparisons: list[tuple[list[int], list[int], bool]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Paired per-case values for each comparison (baseline trials, other trials, by_seed), all
+    in one query: pairs on (fold, seed, case_id), or, with ``by_seed=False``, on (fold, case_id)
+    after averaging each case over seeds; cases undefined on either side are dropped.
+    Returns one (other, baseline) pair of float64 arrays per comparison, in a fixed order."""
+    cols: dict[str, list] = {"c": [], "t": [], "side": [], "by_seed": []}
+    for c, (base, other, by_seed) in enumerate(comparisons):
+        for side, members in ((0, base), (1, other)):
+            cols["c"] += [c] * len(members)
+            cols["t"] += list(members)
+            cols["side"] += [side] * len(members)
+            cols["by_seed"] += [by_seed] * len(members)
+    con.register("sides", pa.table({"c": pa.array(cols["c"], pa.int64()), "t": pa.array(cols["t"], pa.int64()),
+                                    "side": pa.array(cols["side"], pa.int8()),
+                                    "by_seed": pa.array(cols["by_seed"], pa.bool_())}))
     con.register("meta", pa.table({"t": pa.array(np.arange(trials.num_rows), pa.int64()),
                                    "fold": trials.column("fold"), "seed": trials.column("seed")}))
-    con.register("sides", pa.table({"t": pa.array(baseline_t + other_t, pa.int64()),
-                                    "side": pa.array([0] * len(baseline_t) + [1] * len(other_t), pa.int8())}))
-    seed = "m.seed" if by_seed else "0"
-    con.execute(f"""
-        CREATE TEMP TABLE IF NOT EXISTS case_values AS
-        SELECT t, case_id, {_MEAN.format('value')} AS value FROM class_values GROUP BY t, case_id
-    """)
     rows = con.execute(f"""
         WITH v AS (
-            SELECT s.side, m.fold, {seed} AS seed, c.case_id, {_MEAN.format('c.value')} AS value
-            FROM case_values c JOIN sides s USING (t) JOIN meta m USING (t)
-            WHERE c.value IS NOT NULL
+            SELECT s.c, s.side, m.fold, CASE WHEN s.by_seed THEN m.seed ELSE 0 END AS seed, v.case_id,
+                   {_MEAN.format('v.value')} AS value
+            FROM case_values v JOIN sides s USING (t) JOIN meta m USING (t)
+            WHERE v.value IS NOT NULL
             GROUP BY ALL
         )
-        SELECT x.value AS x, b.value AS b
-        FROM v x JOIN v b ON x.fold = b.fold AND x.seed = b.seed AND x.case_id = b.case_id
+        SELECT x.c, x.value AS x, b.value AS b
+        FROM v x JOIN v b ON x.c = b.c AND x.fold = b.fold AND x.seed = b.seed AND x.case_id = b.case_id
         WHERE x.side = 1 AND b.side = 0
-        ORDER BY x.fold, x.seed, x.case_id
+        ORDER BY x.c, x.fold, x.seed, x.case_id
     """).fetchnumpy()
-    return np.asarray(rows["x"], dtype=np.float64), np.asarray(rows["b"], dtype=np.float64)
+    c = np.asarray(rows["c"], dtype=np.int64)
+    x, b = np.asarray(rows["x"], dtype=np.float64), np.asarray(rows["b"], dtype=np.float64)
+    bounds = np.searchsorted(c, np.arange(len(comparisons) + 1))
+    return [(x[lo:hi], b[lo:hi]) for lo, hi in pairwise(bounds.tolist())]

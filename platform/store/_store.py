@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._files import COMPACT_NAME, Files, to_parquet
-from ._location import DEFAULT_URL, StoreError, is_local, filesystem, redact
+from ._location import DEFAULT_URL, StoreError, filesystem, is_local, redact
 from ._schema import SCHEMAS, TABLES, cases_table, epochs_table, identity, trial_table
 
 
