@@ -76,6 +76,8 @@ def load_record(store_url: str, name: str) -> dict:
 
 
 def ray_init(address: str | None, num_cpus: int | None = None) -> None:
+    # Tune's own console tables would interleave with dragsaw's progress lines.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
 
     if ray.is_initialized():
@@ -110,8 +112,9 @@ def tune_storage(store_url: str, name: str) -> str:
 
 
 def run_grid(spec, trials: list, store_url: str, context: dict, address: str | None,
-             echo: Callable[[str], None]) -> dict:
-    """Run grid trials with Ray Tune; returns {"ok": n, "failed": n}."""
+             echo: Callable[[str], None], trainable_fn: Callable | None = None) -> dict:
+    """Run grid trials with Ray Tune; returns {"ok": n, "failed": n}. ``trainable_fn``
+    replaces the trial runner (benchmarks measure the orchestration with fixed work)."""
     from ray import tune
 
     from .progress import Progress
@@ -119,7 +122,7 @@ def run_grid(spec, trials: list, store_url: str, context: dict, address: str | N
 
     ray_init(address)
     resources = {"cpu": float(spec.resources.cpus), "gpu": float(spec.resources.gpus)}
-    trainable = tune.with_resources(tune_trainable, resources)
+    trainable = tune.with_resources(trainable_fn or tune_trainable, resources)
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search([dataclasses.asdict(t) for t in trials]), "context": context},

@@ -67,10 +67,14 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
                versions=context["versions"], hardware=hardware(), node=_node(), started_at=started)
     elapsed = {"train_seconds": 0.0}
 
+    last_epoch = int(trial["config"].get("train", {}).get("epochs", 0))
+
     def report(metrics: dict[str, Any], directory: str) -> None:
         checkpoints.save(trial["trial_id"], directory)
         elapsed["train_seconds"] += float(metrics.get("epoch_seconds", 0.0))
-        if on_epoch is not None:
+        # The last epoch is reported by the caller once the results are stored: a scheduler
+        # that stops a trial at max_t must not stop it before its results land.
+        if on_epoch is not None and metrics.get("epoch") != last_epoch:
             on_epoch({**_numeric(metrics), "train_seconds": elapsed["train_seconds"]})
 
     resume = checkpoints.restore(trial["trial_id"])
@@ -81,7 +85,10 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
     try:
         result = run_trial(trial["config"], report, resume_from=resume)
     except BaseException as err:
-        row.update(status="failed", metrics={}, ended_at=_now(),
+        # Tune stops a trial (a scheduler pruned it, the run was cancelled) by raising
+        # SystemExit / KeyboardInterrupt in its thread: that is not a failure of the trial.
+        stopped = isinstance(err, (SystemExit, KeyboardInterrupt))
+        row.update(status="stopped" if stopped else "failed", metrics={}, ended_at=_now(),
                    error="".join(traceback.format_exception_only(type(err), err)).strip()[:4000])
         try:
             store.write_trial(row, [], [])

@@ -24,17 +24,25 @@ from .samplers import make_sampler
 from .storage import default_storage_url, make_storage
 
 
-def define_by_run(space: SearchSpace) -> Callable[[optuna.trial.BaseTrial], dict[str, Any]]:
+class DefineByRun:
     """The function OptunaSearch calls with each new trial: it suggests the space's
     parameters (conditional ones only when their condition holds) and returns them decoded
     (subsets as lists of names, list choices as lists), under the same names Optuna records,
-    so the Tune config holds the values a trial applies with ``SearchSpace.apply``."""
+    so the Tune config holds the values a trial applies with ``SearchSpace.apply``.
+    A class, not a closure: Tune pickles the searcher (and so this) into its experiment state."""
 
-    def sample(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
-        return space.suggest(trial)
+    __name__ = "dragsaw_define_by_run"
 
-    sample.__name__ = "dragsaw_define_by_run"
-    return sample
+    def __init__(self, space: SearchSpace):
+        self.space = space
+
+    def __call__(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+        return self.space.suggest(trial)
+
+
+def define_by_run(space: SearchSpace) -> Callable[[optuna.trial.BaseTrial], dict[str, Any]]:
+    """A picklable define-by-run function for ``space`` (see :class:`DefineByRun`)."""
+    return DefineByRun(space)
 
 
 def open_study(storage: optuna.storages.BaseStorage, study: StudySpec, sampler: optuna.samplers.BaseSampler | None = None

@@ -36,7 +36,7 @@ TABLE_KEY = b"dragsaw.table"
 #: Names that become path segments: experiment, dataset, trial_id.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 
-STATUSES = ("completed", "failed")
+STATUSES = ("completed", "failed", "stopped")  # stopped: pruned by a scheduler (ASHA) or cancelled
 
 _TS = pa.timestamp("us", tz="UTC")
 

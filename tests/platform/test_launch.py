@@ -120,3 +120,50 @@ def test_s3_store_on_a_two_node_cluster(tmp_path, s3_store_url):
     assert len({t["node"] for t in trials}) == 2, [t["node"] for t in trials]  # both nodes ran trials
     assert len(cases) == 4 * 4 * 2 and epochs
     assert not (tmp_path / "results").exists()
+
+
+SEARCH = """\
+name: tiny-search
+store: {store}
+datasets:
+  - name: isic2016
+    root: {root}
+    synthetic: {{n_train: 8, n_test: 4, size: [72, 96], seed: 0}}
+model: {{name: unet, width: 0.125}}
+train: {{epochs: 2, batch_size: 4, image_size: [64, 64]}}
+plugins: {{pdcr: {{sites: [{{layers: [encoder.2], n: 16}}]}}}}
+seeds: [0]
+resources: {{cpus: 1}}
+concurrency: 2
+search:
+  num_samples: 3
+  sampler: tpe
+  seed: 0
+  scheduler: asha
+  metric: dice
+  mode: max
+  space:
+    train.lr: {{type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+    train.pdcr_weight: {{type: float, low: 0.001, high: 0.1, log: true}}
+    placement.uafr: {{type: subset, choices: [encoder.1, encoder.2, decoder.1], min_size: 0}}
+"""
+
+
+def test_search_runs_with_a_persisted_study(tmp_path):
+    import optuna
+
+    store_url = str(tmp_path / "results")
+    spec = tmp_path / "search.yaml"
+    spec.write_text(SEARCH.format(store=store_url, root=tmp_path / "isic"))
+    out = dragsaw("run", spec, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    store = ResultStore(store_url)
+    trials = [t for t in store.trial_attempts("tiny-search").to_pylist() if t["status"] == "completed"]
+    assert len(trials) == 3 and all(t["variant"].startswith("search-") for t in trials)
+    assert all("train.lr" in json.loads(t["params_json"]) for t in trials)
+    dbs = list((tmp_path / "results").rglob("*.db"))
+    assert dbs, "the Optuna study is persisted in SQLite next to the results"
+    summaries = optuna.get_all_study_summaries(f"sqlite:///{dbs[0]}")
+    assert sum(s.n_trials for s in summaries) == 3
+    again = dragsaw("run", spec, timeout=600)  # the study is complete: nothing more runs
+    assert again.returncode == 0 and "already complete" in again.stdout
