@@ -10,8 +10,8 @@ from collections import defaultdict
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from dragsaw.platform.store import ResultStore
 
+from ..store import ResultStore
 from ._scores import CONVENTIONS, METRICS, connect, paired_values, trial_scores
 from ._stats import holm, paired_tests
 
