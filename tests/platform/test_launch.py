@@ -167,3 +167,18 @@ def test_search_runs_with_a_persisted_study(tmp_path):
     assert sum(s.n_trials for s in summaries) == 3
     again = dragsaw("run", spec, timeout=600)  # the study is complete: nothing more runs
     assert again.returncode == 0 and "already complete" in again.stdout
+
+
+def test_the_shipped_quickstart_runs_end_to_end(tmp_path):
+    """The README's main command, as shipped (the data folder and ./results relative to cwd)."""
+    spec = Path(__file__).resolve().parents[2] / "configs" / "experiments" / "quickstart.yaml"
+    start = time.monotonic()
+    out = dragsaw("run", spec, cwd=tmp_path, timeout=900)
+    took = time.monotonic() - start
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "8 trials finished, 0 failed" in out.stdout
+    for variant in ("baseline", "pdcr", "uafr", "pdcr-uafr"):
+        assert f" {variant} " in out.stdout
+    store = ResultStore(str(tmp_path / "results"))
+    assert len(store.completed("quickstart")) == 8
+    print(f"quickstart took {took:.0f} s")
