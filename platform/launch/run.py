@@ -91,6 +91,19 @@ def ray_init(address: str | None, num_cpus: int | None = None) -> None:
     ray.init(runtime_env=runtime_env, log_to_driver=False, configure_logging=False, **kwargs)
 
 
+def trial_resources(spec, echo: Callable[[str], None] = print) -> dict[str, float]:
+    """The spec's per-trial resources; GPUs are dropped (with a note) on a cluster that has
+    none, so that a GPU spec still runs on CPU-only machines instead of waiting forever."""
+    import ray
+
+    cpus, gpus = float(spec.resources.cpus), float(spec.resources.gpus)
+    if gpus and not ray.cluster_resources().get("GPU", 0):
+        echo(f"note: the spec asks {gpus:g} GPU per trial but this Ray cluster has no GPU; "
+             "running on CPUs")
+        gpus = 0.0
+    return {"cpu": cpus, "gpu": gpus}
+
+
 def concurrency(spec) -> int:
     """The spec's concurrency, or as many trials as the cluster's CPUs (GPUs) hold."""
     if spec.concurrency:
@@ -99,7 +112,7 @@ def concurrency(spec) -> int:
 
     total = ray.cluster_resources()
     fits = [total.get("CPU", 1) / max(spec.resources.cpus, 1e-9)]
-    if spec.resources.gpus:
+    if spec.resources.gpus and total.get("GPU", 0):
         fits.append(total.get("GPU", 0) / spec.resources.gpus)
     return max(1, int(min(fits)))
 
@@ -121,7 +134,7 @@ def run_grid(spec, trials: list, store_url: str, context: dict, address: str | N
     from .trainable import tune_trainable
 
     ray_init(address)
-    resources = {"cpu": float(spec.resources.cpus), "gpu": float(spec.resources.gpus)}
+    resources = trial_resources(spec, echo)
     trainable = tune.with_resources(trainable_fn or tune_trainable, resources)
     tuner = tune.Tuner(
         trainable,

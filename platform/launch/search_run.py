@@ -39,7 +39,7 @@ def run_searches(spec, studies: list, store_url: str, context: dict, address: st
 
     from ..search import default_storage_url, make_storage, open_study, optuna_search_kwargs
     from .progress import Progress
-    from .run import concurrency, ray_init, tune_storage
+    from .run import concurrency, ray_init, trial_resources, tune_storage
 
     ray_init(address)
     url = spec.search.storage or default_storage_url(store_url, spec.name)[0]
@@ -62,7 +62,7 @@ def run_searches(spec, studies: list, store_url: str, context: dict, address: st
             scheduler = ASHAScheduler(time_attr="epoch", max_t=sched["max_t"], grace_period=sched["grace_period"],
                                       reduction_factor=sched["reduction_factor"])
         trainable = tune.with_resources(tune.with_parameters(search_trainable, study=study, context=context),
-                                        {"cpu": float(study.resources["cpu"]), "gpu": float(study.resources["gpu"])})
+                                        trial_resources(spec, echo))
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,

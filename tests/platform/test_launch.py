@@ -182,3 +182,14 @@ def test_the_shipped_quickstart_runs_end_to_end(tmp_path):
     store = ResultStore(str(tmp_path / "results"))
     assert len(store.completed("quickstart")) == 8
     print(f"quickstart took {took:.0f} s")
+
+
+def test_a_gpu_spec_still_runs_on_a_cpu_only_machine(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    spec = spec_file(tmp_path, str(tmp_path / "results"), name="gpu")
+    out = dragsaw("run", spec, "--set", "resources.gpus=1", timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "no GPU; running on CPUs" in out.stdout and "2 trials finished, 0 failed" in out.stdout
