@@ -75,14 +75,27 @@ def _leaderboard(args) -> int:
     from .store import ResultStore
 
     store = ResultStore(args.store)
-    store.check_readable() if hasattr(store, "check_readable") else None
-    rows = leaderboard(store, experiment=args.experiment, dataset=args.dataset, metric=args.metric,
-                       convention=args.convention, baseline=args.baseline)
+    store.check_readable()
+    try:
+        rows = leaderboard(store, experiment=args.experiment, dataset=args.dataset, metric=args.metric,
+                           convention=args.convention, baseline=args.baseline)
+    except ValueError as err:  # an unknown experiment, dataset, variant or baseline
+        raise UsageError(str(err)) from None
     if not rows:
         raise UsageError(f"no completed trials in {args.store}"
                          + (f" for experiment {args.experiment!r}" if args.experiment else "")
                          + (f" and dataset {args.dataset!r}" if args.dataset else ""))
     print(format_rows(rows, args.format))
+    return 0
+
+
+def _compact(args) -> int:
+    from .store import ResultStore
+
+    store = ResultStore(args.store)
+    store.check()
+    written = store.compact(args.experiment)
+    print(f"compacted {args.store}: {written}")
     return 0
 
 
@@ -145,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", help="variant to compare the others with (paired tests)")
     p.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
     p.set_defaults(func=_leaderboard)
+
+    p = sub.add_parser("compact", help="merge each partition's result files into one (faster leaderboards)")
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--experiment")
+    p.set_defaults(func=_compact)
 
     p = sub.add_parser("validate", help="check a spec without running it")
     p.add_argument("spec")

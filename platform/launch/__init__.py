@@ -73,6 +73,7 @@ def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = No
 
         outcome = run_searches(spec, studies(spec, datasets), store_url, context, address, echo)
     echo(f"{spec.name}: {outcome['ok']} trials finished, {outcome['failed']} failed; results in {store_url}")
+    results.compact(spec.name)  # one file per partition: leaderboards read it in one request
     _print_leaderboard(results, spec, echo)
     return 1 if outcome["failed"] else 0
 
