@@ -45,7 +45,7 @@ def _demo(args) -> int:
 def _validate(args) -> int:
     from .launch import validate
 
-    spec, trials = validate(args.spec, args.set)
+    spec, trials = validate(args.spec, args.set, smoke=args.smoke)
     what = f"{len(trials)} trials" if trials is not None else "a search"
     print(f"{args.spec}: valid ({spec.name}: {what})")
     return 0
@@ -54,7 +54,8 @@ def _validate(args) -> int:
 def _run(args) -> int:
     from .launch import launch
 
-    return launch(args.spec, overrides=args.set, store=args.store, address=args.address, dry_run=args.dry_run)
+    return launch(args.spec, overrides=args.set, store=args.store, address=args.address, dry_run=args.dry_run,
+                  smoke=args.smoke)
 
 
 def _resume(args) -> int:
@@ -99,6 +100,15 @@ def _compact(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from .report import write_report
+
+    page = write_report(args.store, args.experiment, args.out,
+                        trials_for_pictures=None if args.pictures == "auto" else [])
+    print(f"report written: {page} (and report.md beside it)")
+    return 0
+
+
 def _datasets(args) -> int:
     from dragsaw.workloads.data import DATASETS, load_dataset
 
@@ -136,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster address (default: start Ray in this process)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec field")
     p.add_argument("--dry-run", action="store_true", help="print the expanded trials and resources, run nothing")
+    p.add_argument("--smoke", action="store_true",
+                   help="apply the spec's `smoke:` overrides first: its tiny version (CI, synthetic data, CPU)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("resume", help="continue an interrupted experiment from the store")
@@ -159,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
     p.set_defaults(func=_leaderboard)
 
+    p = sub.add_parser("report", help="an experiment as HTML + Markdown: paper-shaped tables, figures, provenance")
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--out", required=True, help="folder for report.html, report.md and the PNG files")
+    p.add_argument("--pictures", default="auto", choices=["auto", "none"],
+                   help="uncertainty maps and t-SNE from the best trials' checkpoints (auto), or none")
+    p.set_defaults(func=_report)
+
     p = sub.add_parser("compact", help="merge each partition's result files into one (faster leaderboards)")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--experiment")
@@ -167,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a spec without running it")
     p.add_argument("spec")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--smoke", action="store_true", help="check the spec with its `smoke:` overrides applied")
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("datasets", help="list the dataset loaders, or check an extracted dataset")

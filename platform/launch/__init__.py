@@ -9,22 +9,23 @@ from .run import LaunchError, absolute, load_record, open_store, save_record
 __all__ = ["LaunchError", "validate", "launch", "resume", "status"]
 
 
-def _load(spec_path: str, overrides: Sequence[str], store: str | None):
+def _load(spec_path: str, overrides: Sequence[str], store: str | None, smoke: bool = False):
     from ..spec import load_spec
 
     overrides = list(overrides)
     if store:
         overrides.append(f"store={store}")
-    return load_spec(spec_path, overrides)
+    return load_spec(spec_path, overrides, smoke=smoke)
 
 
-def validate(spec_path: str, overrides: Sequence[str] = (), store: str | None = None):
+def validate(spec_path: str, overrides: Sequence[str] = (), store: str | None = None, smoke: bool = False):
     """Load and check a spec; returns (spec, trials or None for a search). Writes nothing
     (a synthetic dataset that is not written yet is expanded from its writer's settings
-    when the experiment runs). Raises SpecError / LaunchError."""
+    when the experiment runs). ``smoke``: apply the spec's ``smoke:`` overrides first.
+    Raises SpecError / LaunchError."""
     from ..spec import SpecError, check_paths, expand, prepare_datasets
 
-    spec = _load(spec_path, overrides, store)
+    spec = _load(spec_path, overrides, store, smoke)
     problems = check_paths(spec)
     if problems:
         raise LaunchError(f"{spec_path}: cannot run here:\n" + "\n".join(f"  {p}" for p in problems))
@@ -38,14 +39,15 @@ def validate(spec_path: str, overrides: Sequence[str] = (), store: str | None = 
 
 
 def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = None, address: str | None = None,
-           dry_run: bool = False, echo: Callable[[str], None] = print, spec=None) -> int:
+           dry_run: bool = False, echo: Callable[[str], None] = print, spec=None, smoke: bool = False) -> int:
     """``dragsaw run``: check everything, then run the spec's trials on Ray and print the
     leaderboard. Trials already completed in the store are skipped (a re-run or ``resume``
-    finishes an experiment; nothing counts twice). Returns the exit status."""
+    finishes an experiment; nothing counts twice). ``smoke``: apply the spec's ``smoke:``
+    overrides (its tiny CI version) before ``overrides``. Returns the exit status."""
     from ..spec import check_paths, expand, prepare_datasets, spec_hash, studies
     from .provenance import git_commit, versions
 
-    spec = spec or _load(spec_path, overrides, store)
+    spec = spec or _load(spec_path, overrides, store, smoke)
     problems = check_paths(spec)
     if problems:
         raise LaunchError(f"{spec_path}: cannot run here:\n" + "\n".join(f"  {p}" for p in problems))
@@ -56,7 +58,8 @@ def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = No
     digest = spec_hash(spec)
     _same_spec_or_fail(store_url, results, spec, digest)
     datasets = prepare_datasets(spec, write=True)
-    context = {"store_url": store_url, "spec_hash": digest, "git_commit": git_commit(), "versions": versions()}
+    context = {"store_url": store_url, "spec_hash": digest, "git_commit": git_commit(), "versions": versions(),
+               "synthetic": _synthetic_recipes(spec)}
     save_record(store_url, spec, digest)
     if spec.search is None:
         from .run import run_grid
@@ -76,6 +79,13 @@ def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = No
     results.compact(spec.name)  # one file per partition: leaderboards read it in one request
     _print_leaderboard(results, spec, echo)
     return 1 if outcome["failed"] else 0
+
+
+def _synthetic_recipes(spec) -> dict[str, dict]:
+    """Absolute dataset root -> synthetic writer settings, for nodes that lack the data."""
+    from ..spec.datasets import resolve_root
+
+    return {str(resolve_root(d.root)): dict(d.synthetic) for d in spec.datasets if d.synthetic is not None}
 
 
 def _same_spec_or_fail(store_url: str, results, spec, digest: str) -> None:
@@ -115,7 +125,12 @@ def _dry_run(spec, store_url: str, echo) -> int:
 def _print_leaderboard(results, spec, echo) -> None:
     from ..leaderboard import format_rows, leaderboard
 
-    rows = leaderboard(results, experiment=spec.name, baseline=spec.baseline)
+    from ..spec import variant_names
+
+    # With axes the baseline labels one component (`fcn+baseline`), not a whole variant: the
+    # summary is then printed without paired tests (`dragsaw leaderboard --baseline` has them).
+    baseline = spec.baseline if spec.baseline in variant_names(spec) else None
+    rows = leaderboard(results, experiment=spec.name, baseline=baseline)
     if rows:
         echo("")
         echo(format_rows(rows, "table"))

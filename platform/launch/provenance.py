@@ -14,7 +14,10 @@ PACKAGES = ("dragsaw", "torch", "monai", "ray", "optuna", "numpy", "pyarrow", "a
 
 @functools.cache
 def git_commit() -> str:
-    """The commit of the dragsaw checkout (with ``+dirty`` when it has local changes), or ``unknown``."""
+    """The commit of the dragsaw checkout (with ``+dirty`` when it has local changes); in an
+    installed image without ``.git``, ``$DRAGSAW_GIT_COMMIT`` (set at build time); else ``unknown``."""
+    if os.environ.get("DRAGSAW_GIT_COMMIT"):
+        return os.environ["DRAGSAW_GIT_COMMIT"]
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,

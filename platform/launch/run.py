@@ -91,13 +91,15 @@ def ray_init(address: str | None, num_cpus: int | None = None) -> None:
     ray.init(runtime_env=runtime_env, log_to_driver=False, configure_logging=False, **kwargs)
 
 
-def trial_resources(spec, echo: Callable[[str], None] = print) -> dict[str, float]:
-    """The spec's per-trial resources; GPUs are dropped (with a note) on a cluster that has
-    none, so that a GPU spec still runs on CPU-only machines instead of waiting forever."""
+def trial_resources(spec, echo: Callable[[str], None] = print, address: str | None = None) -> dict[str, float]:
+    """The spec's per-trial resources. Ray started in this process on a machine without a GPU
+    drops the GPU request (with a note), so a GPU spec still runs on a CPU-only machine instead
+    of waiting forever; on a cluster (``--address``) the request stands, since an autoscaler
+    may bring GPU nodes up."""
     import ray
 
     cpus, gpus = float(spec.resources.cpus), float(spec.resources.gpus)
-    if gpus and not ray.cluster_resources().get("GPU", 0):
+    if gpus and address is None and not ray.cluster_resources().get("GPU", 0):
         echo(f"note: the spec asks {gpus:g} GPU per trial but this Ray cluster has no GPU; "
              "running on CPUs")
         gpus = 0.0
@@ -134,7 +136,7 @@ def run_grid(spec, trials: list, store_url: str, context: dict, address: str | N
     from .trainable import tune_trainable
 
     ray_init(address)
-    resources = trial_resources(spec, echo)
+    resources = trial_resources(spec, echo, address)
     trainable = tune.with_resources(trainable_fn or tune_trainable, resources)
     tuner = tune.Tuner(
         trainable,

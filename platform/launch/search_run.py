@@ -62,7 +62,7 @@ def run_searches(spec, studies: list, store_url: str, context: dict, address: st
             scheduler = ASHAScheduler(time_attr="epoch", max_t=sched["max_t"], grace_period=sched["grace_period"],
                                       reduction_factor=sched["reduction_factor"])
         trainable = tune.with_resources(tune.with_parameters(search_trainable, study=study, context=context),
-                                        trial_resources(spec, echo))
+                                        trial_resources(spec, echo, address))
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,

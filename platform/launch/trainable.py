@@ -42,6 +42,26 @@ def _node() -> str:
     return name
 
 
+def ensure_data(trial: dict, context: dict) -> None:
+    """Write the seeded synthetic look-alike a trial reads when its node lacks it (the
+    driver wrote it on its own node only); a file lock keeps two trials on one node from
+    writing it at once. Real datasets must be at the same path on every node."""
+    root = trial["config"]["data"]["root"]
+    recipe = context.get("synthetic", {}).get(root)
+    if recipe is None or os.path.exists(root):
+        return
+    import fcntl
+
+    from dragsaw.workloads.data.synthetic import write_synthetic
+
+    os.makedirs(os.path.dirname(root) or ".", exist_ok=True)
+    with open(f"{root}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(root):
+            options = {k: v for k, v in recipe.items() if k != "kind"}
+            write_synthetic(recipe["kind"], root, **options)
+
+
 def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
     """Run one trial spec (a ``TrialSpec`` as a dict) and store its results.
 
@@ -77,6 +97,7 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
         if on_epoch is not None and metrics.get("epoch") != last_epoch:
             on_epoch({**_numeric(metrics), "train_seconds": elapsed["train_seconds"]})
 
+    ensure_data(trial, context)
     resume = checkpoints.restore(trial["trial_id"])
     resumed_from = 0
     if resume and os.path.exists(os.path.join(resume, "meta.json")):

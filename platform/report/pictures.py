@@ -1,0 +1,168 @@
+"""Fig. 9 uncertainty grids and Fig. 8 t-SNE plots for chosen trials, rebuilt from what the
+store keeps: the trial's config (``config_json``) and its last checkpoint
+(``{store}/_checkpoints/{experiment}/{trial_id}/trial.pt``).
+
+A trial is rebuilt with ``Trial(config)`` and ``load_checkpoint``. Two settings of the config
+only say where the trial ran, so they are adapted to this machine first: ``device`` (CPU when
+the trial ran on a GPU and none is here) and ``cache_dir`` (the default cache when the trial's
+is absent here); the checkpoint must still belong to the stored config (its config hash is
+checked), and only the network weights are then loaded. Anything that stops a picture (no
+checkpoint, data not on this machine, a 3D dataset) skips it with a note saying why.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..launch.checkpoints import CheckpointStore
+from .collect import Experiment, TrialRow
+from .document import Figure
+from .tables import Board
+
+#: The layer of Fig. 9's uncertainty maps (layer 2 of the encoder), used when it carries UAFR.
+FIG9_STAGE = "encoder.2"
+TSNE_VECTORS_PER_CASE = 64
+
+
+def default_choice(exp: Experiment, boards: list[Board]) -> list[TrialRow]:
+    """The best trial (highest stored Dice) of the best variant with UAFR or PDCR (highest mean
+    Dice on the first dataset that has one, at its largest data fraction), and the best trial
+    of that variant's baseline on the same dataset."""
+    full: dict[str, Board] = {}
+    for b in boards:
+        if b.dataset not in full or (b.fraction or 1) >= (full[b.dataset].fraction or 1):
+            full[b.dataset] = b
+    for board in full.values():
+        plugged = [v for v in board.variants if _has_plugins(board.trials[v][0]) and board.row("dice", v)
+                   and board.row("dice", v).get("mean") is not None]
+        if not plugged:
+            continue
+        best = max(plugged, key=lambda v: board.row("dice", v)["mean"])
+        chosen = []
+        baseline = exp.baseline_of(best)
+        if baseline in board.trials and baseline != best:
+            chosen.append(_best_trial(board.trials[baseline]))
+        chosen.append(_best_trial(board.trials[best]))
+        return chosen
+    return []
+
+
+def _has_plugins(t: TrialRow) -> bool:
+    return bool(t.plugins.get("uafr") or t.plugins.get("pdcr"))
+
+
+def _best_trial(trials: list[TrialRow]) -> TrialRow:
+    return max(trials, key=lambda t: (t.dice if t.dice is not None else -1.0, t.trial_id))
+
+
+def pictures(exp: Experiment, trials: list[TrialRow], max_cases: int) -> tuple[list[Figure], list[str]]:
+    """(figures, notes): an uncertainty grid for each chosen trial with UAFR, and one t-SNE
+    figure with a panel per chosen trial at a common layer (the first PDCR layer of the
+    chosen trials, else their UAFR layer)."""
+    figures, notes, rebuilt = [], [], []
+    with tempfile.TemporaryDirectory(prefix="dragsaw-report-") as work:
+        for t in trials:
+            trial, note = _rebuild(exp, t)
+            if note:
+                notes.append(note)
+                continue
+            rebuilt.append((t, trial))
+            cases = list(trial.eval_ids[:max_cases])
+            uafr = t.plugins.get("uafr")
+            if uafr:
+                layers = list(uafr.get("layers", []))
+                stage = FIG9_STAGE if FIG9_STAGE in layers else layers[0]
+                from dragsaw.workloads.pictures import uncertainty_grid
+
+                png = uncertainty_grid(trial.model, trial.plugins, trial.cache, cases, stage,
+                                       Path(work) / f"fig9-{t.trial_id}.png", device=trial.device)
+                figures.append(Figure(f"uncertainty-{t.trial_id}", png.read_bytes(),
+                                      f"Uncertainty maps (as Fig. 9) of trial {t.trial_id} ({t.variant}, "
+                                      f"{t.dataset}, fold {t.fold}, seed {t.seed}) at {stage}: image, ground "
+                                      "truth, prediction, UAFR's normalised entropy (bright = uncertain)."))
+            else:
+                notes.append(f"trial {t.trial_id} ({t.variant}) has no UAFR block: no uncertainty map")
+        if rebuilt:
+            figure, note = _tsne(rebuilt, Path(work), max_cases)
+            if figure:
+                figures.append(figure)
+            if note:
+                notes.append(note)
+    return figures, notes
+
+
+def _rebuild(exp: Experiment, t: TrialRow):
+    """(Trial with its trained weights, None) or (None, why not)."""
+    where = f"trial {t.trial_id} ({t.variant})"
+    if t.config.get("data", {}).get("name", "").startswith("msd_") or t.config.get("model", {}).get("name") == "unet3d":
+        return None, f"{where}: pictures are drawn for 2D datasets only"
+    try:
+        directory = CheckpointStore(exp.store_url, exp.name).restore(t.trial_id)
+    except Exception as err:  # noqa: BLE001 - a picture is never worth failing the report
+        return None, f"{where}: cannot read its checkpoint: {type(err).__name__}: {err}"
+    if directory is None:
+        return None, f"{where}: no stored checkpoint (_checkpoints/{exp.name}/{t.trial_id}/trial.pt): skipped"
+    try:
+        import torch
+        from dragsaw.workloads.recipe import Trial, TrialConfig
+        from dragsaw.workloads.recipe import checkpoint as ckpt
+
+        stored = TrialConfig.model_validate(t.config)
+        local = _here(stored, torch.cuda.is_available())
+        trial = Trial(local)
+        if local == stored:
+            trial.load_checkpoint(directory)
+        else:  # weights only, from a checkpoint that must belong to the stored config
+            state = ckpt.load(directory, ckpt.config_hash(stored.model_dump_json()))
+            trial.model.load_state_dict(state["model"])
+        return trial, None
+    except Exception as err:  # noqa: BLE001 - e.g. the dataset is not on this machine
+        return None, f"{where}: cannot be rebuilt here: {type(err).__name__}: {str(err)[:300]}"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _here(config, cuda: bool):
+    """``config`` with device and cache folder adapted to this machine (see the module doc)."""
+    update = {}
+    if config.device == "cuda" and not cuda:
+        update["device"] = "cpu"
+    if config.cache_dir and not Path(config.cache_dir).is_dir():
+        update["cache_dir"] = None
+    return config.model_copy(update=update) if update else config
+
+
+def _tsne(rebuilt, work: Path, max_cases: int):
+    from dragsaw.workloads.pictures import hidden_vectors, tsne_figure
+    from dragsaw.workloads.plugins.stages import declared_stages
+
+    stage = None
+    for t, _ in rebuilt:
+        sites = (t.plugins.get("pdcr") or {}).get("sites") or []
+        if sites:
+            stage = sites[0]["layers"][0]
+            break
+    if stage is None:
+        layers = [layer for t, _ in rebuilt for layer in (t.plugins.get("uafr") or {}).get("layers", [])]
+        stage = FIG9_STAGE if FIG9_STAGE in layers else (layers[0] if layers else FIG9_STAGE)
+    sets, classes = {}, None
+    for t, trial in rebuilt:
+        network = getattr(trial.model, "model", trial.model) if trial.plugins is not None else trial.model
+        stages = declared_stages(network)
+        path = stages[stage].module if stage in stages else stage
+        if path not in dict(network.named_modules()):
+            return None, f"t-SNE: trial {t.trial_id} has no layer {stage!r}"
+        cases = list(trial.eval_ids[:max_cases])
+        pdcr = "with PDCR" if t.plugins.get("pdcr") else "without PDCR"
+        sets[f"{t.variant}, {pdcr} ({t.trial_id[:8]})"] = hidden_vectors(
+            trial.model, path, trial.cache, cases, per_case=TSNE_VECTORS_PER_CASE, device=trial.device)
+        classes = classes or list(trial.dataset.classes)
+    png = tsne_figure(sets, classes, work / "fig8.png")
+    return Figure("tsne", png.read_bytes(),
+                  f"t-SNE (as Fig. 8) of {TSNE_VECTORS_PER_CASE} feature vectors per held-out case at {stage} "
+                  f"({max_cases} cases per trial), coloured by the class at each vector's cell centre."), None
+
+
+__all__ = ["FIG9_STAGE", "default_choice", "pictures"]

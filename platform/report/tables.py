@@ -1,0 +1,295 @@
+"""The experiment's numbers laid out like the paper's tables.
+
+Scores come from ``platform.leaderboard`` (recomputed from the stored per-case counts, mean
+and std over folds and seeds, paired tests against the baseline with Holm's correction). The
+report asks it once per dataset, data fraction, metric and group of variants that share a
+baseline (``fcn+pdcr`` is compared with ``fcn+baseline``, ``unet+pdcr`` with ``unet+baseline``),
+so that Holm's correction runs over the comparisons of one group, as in the paper's blocks.
+
+Scores are shown in percent like the paper's: ``mean ± std (n)``; the best mean of each
+column within a group of variants that share a baseline is bold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from ..leaderboard import leaderboard
+from ..store import ResultStore
+from . import paper_numbers
+from .collect import Experiment, TrialRow
+from .document import Cell, Table
+
+#: (leaderboard metric, the paper's column name), in the paper's column order (Tables IV-X).
+METRICS = (("jaccard", "JA"), ("dice", "DI"), ("accuracy", "AC"))
+DASH = "—"
+
+
+@dataclass
+class Board:
+    """Leaderboard rows of one dataset (and data fraction, when trials differ by it)."""
+
+    dataset: str
+    fraction: float | None
+    variants: list[str]
+    trials: dict[str, list[TrialRow]]
+    rows: dict[str, dict[str, dict]] = field(default_factory=dict)  # metric -> variant -> row
+    groups: list[tuple[str | None, list[str]]] = field(default_factory=list)  # (baseline, variants)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return self.dataset if self.fraction is None else f"{self.dataset}, {_fraction(self.fraction)} of the training data"
+
+    def row(self, metric: str, variant: str) -> dict | None:
+        return self.rows.get(metric, {}).get(variant)
+
+
+class _Subset(ResultStore):
+    """The store seen through a set of trial ids: leaderboards of one data fraction (the
+    leaderboard itself groups by variant only)."""
+
+    def __init__(self, store: ResultStore, trial_ids):
+        self.__dict__.update(store.__dict__)
+        self._trial_ids = frozenset(trial_ids)
+
+    def completed_trials(self, experiment=None, dataset=None, columns=None) -> pa.Table:
+        rows = super().completed_trials(experiment, dataset)
+        rows = rows.filter(pa.array([t in self._trial_ids for t in rows.column("trial_id").to_pylist()],
+                                    pa.bool_()))
+        return rows if columns is None else rows.select(list(columns))
+
+
+def scoreboards(exp: Experiment) -> list[Board]:
+    """One Board per dataset, or per (dataset, data fraction) when its trials differ by fraction."""
+    boards = []
+    for dataset in exp.datasets():
+        trials = [t for t in exp.trials if t.dataset == dataset]
+        fractions = sorted({t.fraction for t in trials})
+        for fraction in fractions:
+            members = [t for t in trials if t.fraction == fraction]
+            by_variant: dict[str, list[TrialRow]] = defaultdict(list)
+            for t in members:
+                by_variant[t.variant].append(t)
+            board = Board(dataset, fraction if len(fractions) > 1 else None, exp.ordered(by_variant), dict(by_variant))
+            store = exp.store if len(fractions) == 1 else _Subset(exp.store, [t.trial_id for t in members])
+            _fill(exp, board, store)
+            boards.append(board)
+    return boards
+
+
+def _fill(exp: Experiment, board: Board, store: ResultStore) -> None:
+    groups: dict[str | None, list[str]] = {}
+    for v in board.variants:
+        b = exp.baseline_of(v)
+        groups.setdefault(b if b in board.trials else None, []).append(v)
+    board.groups = list(groups.items())
+    for metric, _ in METRICS:
+        board.rows[metric] = {}
+        for baseline, variants in board.groups:
+            for r in _rows(exp, board, store, metric, baseline, variants):
+                board.rows[metric][r["variant"]] = r
+
+
+def _rows(exp, board, store, metric, baseline, variants) -> list[dict]:
+    args = {"experiment": exp.name, "dataset": board.dataset, "metric": metric, "variants": variants}
+    try:
+        return leaderboard(store, baseline=baseline, **args)
+    except ValueError as err:
+        if baseline is None:
+            board.notes.append(f"{metric}: no scores for {', '.join(variants)}: {err}")
+            return []
+        board.notes.append(f"{metric}: no paired tests against {baseline!r}: {err}")
+        return _rows(exp, board, store, metric, None, variants)
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+
+def results_table(exp: Experiment, board: Board) -> Table:
+    """Rows = variants; JA / DI / AC as mean ± std (n) in percent; the paper's numbers beside
+    them where dataset and protocol are the paper's; the Holm-corrected paired t-test of DI."""
+    columns = ["Variant"] + [f"{abbr} (%)" for _, abbr in METRICS] + [f"Paper {abbr}" for _, abbr in METRICS]
+    columns += ["Paper source", "p DI vs baseline (t, Holm)"]
+    rows, notes = [], list(board.notes)
+    paper, withheld = _paper_rows(exp, board)
+    for variant, reasons in withheld.items():
+        notes.append(f"paper numbers not shown for {variant}: " + "; ".join(reasons))
+    for baseline, variants in board.groups:
+        best = {m: _best([_mean(board.row(m, v)) for v in variants]) for m, _ in METRICS}
+        best_paper = {m: _best([paper[v].score(m) if v in paper else None for v in variants]) for m, _ in METRICS}
+        for v in variants:
+            cells = [Cell(v)]
+            for m, _ in METRICS:
+                r = board.row(m, v)
+                cells.append(Cell(mean_std_n(r), bold=_is(best[m], _mean(r))))
+            for m, _ in METRICS:
+                value = paper[v].score(m) if v in paper else None
+                cells.append(Cell(DASH if value is None else f"{value:.2f}", bold=_is(best_paper[m], value)))
+            cells.append(Cell(_source(paper[v]) if v in paper else DASH))
+            r = board.row("dice", v)
+            cells.append(Cell(p_text(r.get("p_value")) if r and r.get("baseline") and v != baseline else DASH))
+            rows.append(cells)
+    caption = f"Results on {board.title}"
+    if any(b for b, _ in board.groups):
+        caption += " (best mean of each column per baseline group in bold)"
+    return Table(columns, rows, caption, notes)
+
+
+def paired_table(board: Board) -> Table | None:
+    """Paired tests of each variant against its baseline over the same cases, per metric:
+    mean paired difference (percentage points) and Holm-corrected p-values (t-test; Wilcoxon for DI)."""
+    columns = ["Variant", "vs", "cases"]
+    for _, abbr in METRICS:
+        columns += [f"Δ{abbr} (pp)", f"p {abbr}"] + (["p DI (Wilcoxon)"] if abbr == "DI" else [])
+    columns.append("DI: p < 0.05?")
+    rows = []
+    for baseline, variants in board.groups:
+        for v in variants:
+            if baseline is None or v == baseline or not board.row("dice", v):
+                continue
+            d = board.row("dice", v)
+            n = d.get("n_cases")
+            cells = [Cell(v), Cell(baseline), Cell(DASH if n is None else str(n))]
+            for m, abbr in METRICS:
+                r = board.row(m, v) or {}
+                delta = r.get("delta")
+                cells += [Cell(DASH if _missing(delta) else f"{100 * delta:+.2f}"), Cell(p_text(r.get("p_value")))]
+                if abbr == "DI":
+                    cells.append(Cell(p_text(r.get("p_wilcoxon_holm"))))
+            p = d.get("p_value")
+            cells.append(Cell(DASH if _missing(p) else ("yes" if p < 0.05 else "no")))
+            rows.append(cells)
+    if not rows:
+        return None
+    note = ("p: paired t-test (and Wilcoxon signed-rank for DI) over the same held-out cases (and fold, "
+            "seed), Holm-corrected over the variants compared with one baseline; Δ: mean of "
+            "(variant − baseline) over the pairs, in percentage points")
+    return Table(columns, rows, f"Paired tests against the baseline on {board.title}", [note])
+
+
+def cross_dataset_table(exp: Experiment, boards: list[Board]) -> Table | None:
+    """The shape of Table II: rows = variants, columns = datasets x (DI, JA, AC), cells
+    mean ± std in percent; the paper's Table II rows (its baseline architecture and "Ours")
+    below ours where the protocol is the paper's. None with fewer than two datasets."""
+    by_dataset: dict[str, Board] = {}
+    for b in boards:  # the largest data fraction of each dataset
+        if b.dataset not in by_dataset or (b.fraction or 1) >= (by_dataset[b.dataset].fraction or 1):
+            by_dataset[b.dataset] = b
+    if len(by_dataset) < 2:
+        return None
+    order = [("dice", "DI"), ("jaccard", "JA"), ("accuracy", "AC")]  # Table II's order
+    columns = ["Variant"] + [f"{d} {abbr}" for d in by_dataset for _, abbr in order]
+    variants = exp.ordered({v for b in by_dataset.values() for v in b.variants})
+    best = {(d, m): _best([_mean(b.row(m, v)) for v in variants]) for d, b in by_dataset.items() for m, _ in order}
+    rows = []
+    for v in variants:
+        cells = [Cell(v)]
+        for d, b in by_dataset.items():
+            for m, _ in order:
+                r = b.row(m, v)
+                cells.append(Cell(mean_std(r), bold=_is(best[(d, m)], _mean(r))))
+        rows.append(cells)
+    notes = []
+    for which, label in ((0, "paper: baseline architecture (Table II)"), (1, "paper: ours (Table II)")):
+        cells, any_value = [Cell(label)], False
+        for d, b in by_dataset.items():
+            name = b.trials[b.variants[0]][0].data_name if b.variants else d
+            problems = paper_numbers.protocol_problems([t.config for ts in b.trials.values() for t in ts],
+                                                       exp.synthetic(d))
+            row = paper_numbers.baseline_and_ours(name)[which]
+            for m, _ in order:
+                value = None if problems or row is None else row.score(m)
+                any_value |= value is not None
+                cells.append(Cell(DASH if value is None else f"{value:.2f}"))
+            if problems and which == 0 and any(paper_numbers.baseline_and_ours(name)):
+                notes.append(f"paper numbers not shown for {d}: " + "; ".join(problems))
+        rows.append(cells)
+    return Table(columns, rows, "Across datasets (the shape of Table II; ours: best mean per column in bold)", notes)
+
+
+# --- the paper's rows ------------------------------------------------------------------------
+
+
+def _paper_rows(exp: Experiment, board: Board) -> tuple[dict, dict]:
+    """variant -> PaperRow where the paper has the row and the protocol is the paper's;
+    variant -> reasons where it has the row but our protocol differs."""
+    shown, withheld = {}, {}
+    synthetic = exp.synthetic(board.dataset)
+    for v in board.variants:
+        members = board.trials[v]
+        row = paper_numbers.lookup(members[0].data_name, v, members[0].model)
+        if row is None:
+            continue
+        problems = paper_numbers.protocol_problems([t.config for t in members], synthetic)
+        if problems:
+            withheld[v] = problems
+        else:
+            shown[v] = row
+    return shown, withheld
+
+
+def _source(row: paper_numbers.PaperRow) -> str:
+    extra = ", ".join(f"{k} {v:.2f}" for k, v in row.per_class.items())
+    return row.source + (f" ({extra})" if extra else "")
+
+
+# --- formatting ------------------------------------------------------------------------------
+
+
+def mean_std_n(row: dict | None) -> str:
+    """``88.94 ± 0.31 (5)`` in percent; ``88.94 (1)`` for one trial; "—" when undefined."""
+    if not row or _missing(row.get("mean")):
+        return DASH
+    return f"{mean_std(row)} ({row['n']})"
+
+
+def mean_std(row: dict | None) -> str:
+    if not row or _missing(row.get("mean")):
+        return DASH
+    text = f"{100 * row['mean']:.2f}"
+    return text if _missing(row.get("std")) else f"{text} ± {100 * row['std']:.2f}"
+
+
+def p_text(p) -> str:
+    if _missing(p):
+        return DASH
+    return "<0.0001" if p < 1e-4 else f"{p:.3g}"
+
+
+def _fraction(f: float) -> str:
+    return f"{100 * f:g}%"
+
+
+def _mean(row: dict | None) -> float | None:
+    return None if not row or _missing(row.get("mean")) else row["mean"]
+
+
+def _best(values) -> float | None:
+    defined = [v for v in values if v is not None]
+    return max(defined) if len(defined) > 1 else None  # nothing to pick out of one value
+
+
+def _is(best: float | None, value: float | None) -> bool:
+    return best is not None and value is not None and value == best
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+__all__ = [
+    "METRICS",
+    "Board",
+    "cross_dataset_table",
+    "mean_std",
+    "mean_std_n",
+    "p_text",
+    "paired_table",
+    "results_table",
+    "scoreboards",
+]
