@@ -123,17 +123,28 @@ def _dry_run(spec, store_url: str, echo) -> int:
 
 
 def _print_leaderboard(results, spec, echo) -> None:
+    """The experiment's leaderboard, each variant tested against its own baseline (with axes,
+    ``fcn+pdcr`` against ``fcn+baseline``)."""
     from ..leaderboard import format_rows, leaderboard
+    from ..spec import baseline_of
 
-    from ..spec import variant_names
-
-    # With axes the baseline labels one component (`fcn+baseline`), not a whole variant: the
-    # summary is then printed without paired tests (`dragsaw leaderboard --baseline` has them).
-    baseline = spec.baseline if spec.baseline in variant_names(spec) else None
-    rows = leaderboard(results, experiment=spec.name, baseline=baseline)
-    if rows:
-        echo("")
-        echo(format_rows(rows, "table"))
+    rows = leaderboard(results, experiment=spec.name)
+    if not rows:
+        return
+    if spec.baseline is not None and spec.search is None:
+        groups: dict[str, list[str]] = {}
+        for variant in sorted({r["variant"] for r in rows}):
+            groups.setdefault(baseline_of(spec, variant) or variant, []).append(variant)
+        by_key = {(r["dataset"], r["variant"]): r for r in rows}
+        for base, variants in groups.items():
+            if base not in variants:  # the baseline has no completed trial: no tests
+                continue
+            for tested in leaderboard(results, experiment=spec.name, variants=variants, baseline=base):
+                row = by_key[(tested["dataset"], tested["variant"])]  # keep the experiment-wide rank
+                row.update({k: v for k, v in tested.items() if k not in row or k.startswith("p_")
+                            or k in ("baseline", "delta", "n_cases")})
+    echo("")
+    echo(format_rows(rows, "table"))
 
 
 def resume(name: str, store: str, address: str | None = None, echo: Callable[[str], None] = print) -> int:

@@ -85,8 +85,8 @@ def _overview(exp: Experiment, boards: list[Board]) -> list:
     variants = exp.ordered({t.variant for t in exp.trials})
     conventions = sorted({r.get("convention") for b in boards for r in b.rows.get("dice", {}).values()} - {None})
     failed = sum(1 for a in exp.attempts if a["status"] != "completed")
-    out = [Text(f"{len(exp.trials)} completed trials ({failed} other attempts) of {len(variants)} variants on "
-                f"{len(exp.datasets())} dataset(s): {', '.join(exp.datasets()) or 'none'}. "
+    out = [Text(f"{len(exp.trials)} completed trials (and {failed} failed or stopped attempts) of "
+                f"{len(variants)} variants on {len(exp.datasets())} dataset(s): {', '.join(exp.datasets()) or 'none'}. "
                 f"Variants: {', '.join(variants) or 'none'}. Baseline: {exp.baseline_label or 'none'}."),
            Text("Scores are in percent, recomputed from the stored per-case confusion counts: mean ± std over "
                 "folds and seeds, with the number of trials in brackets, under the averaging convention "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..launch import LaunchError, load_record
 from ..spec.variants import combine, components
-from ..store import ResultStore, StoreError
+from ..store import ResultStore
 
 #: The baseline label assumed when the experiment has no saved spec.
 DEFAULT_BASELINE = "baseline"
@@ -104,8 +104,8 @@ class Experiment:
 
 
 def load_experiment(store_url: str, name: str) -> Experiment:
-    """Read experiment ``name`` from the store; ReportError when the store has no such
-    experiment (the message lists those it has) or no trial of it ever finished."""
+    """Read experiment ``name`` from the store; ReportError when the store holds no trial
+    attempt of it (the message lists the experiments it has), StoreError when it cannot be read."""
     store = ResultStore(store_url)
     store.check_readable()
     known = store.experiments()
@@ -158,4 +158,4 @@ def _read_variants(exp: Experiment) -> None:
             exp._parts = [[(b, {})] if i == k else [] for i in range(k + 1)]
 
 
-__all__ = ["Experiment", "ReportError", "StoreError", "TrialRow", "load_experiment"]
+__all__ = ["Experiment", "ReportError", "TrialRow", "load_experiment"]

@@ -2,16 +2,20 @@
 store keeps: the trial's config (``config_json``) and its last checkpoint
 (``{store}/_checkpoints/{experiment}/{trial_id}/trial.pt``).
 
-A trial is rebuilt with ``Trial(config)`` and ``load_checkpoint``. Two settings of the config
-only say where the trial ran, so they are adapted to this machine first: ``device`` (CPU when
-the trial ran on a GPU and none is here) and ``cache_dir`` (the default cache when the trial's
-is absent here); the checkpoint must still belong to the stored config (its config hash is
-checked), and only the network weights are then loaded. Anything that stops a picture (no
-checkpoint, data not on this machine, a 3D dataset) skips it with a note saying why.
+A trial is rebuilt with ``Trial(config)`` and ``load_checkpoint``. The config is the one saved
+in the checkpoint's ``meta.json`` once it is checked to equal the stored ``config_json`` up to
+key order: the checkpoint's config hash is taken over the config's JSON as the trial wrote it,
+and the store keeps that JSON with sorted keys, which changes the hash of configs whose
+free-form parts (``plugins``) were not written in sorted order. Two settings only say where
+the trial ran, so they are adapted to this machine: ``device`` (CPU when the trial ran on a GPU
+and none is here) and ``cache_dir`` (the default cache when the trial's is absent here); then
+only the network weights are loaded (the config hash is still checked). Anything that stops a
+picture (no checkpoint, data not on this machine, a 3D dataset) skips it with a note saying why.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,8 +32,8 @@ TSNE_VECTORS_PER_CASE = 64
 
 def default_choice(exp: Experiment, boards: list[Board]) -> list[TrialRow]:
     """The best trial (highest stored Dice) of the best variant with UAFR or PDCR (highest mean
-    Dice on the first dataset that has one, at its largest data fraction), and the best trial
-    of that variant's baseline on the same dataset."""
+    Dice on the first dataset that has one, at its largest data fraction; ties go to UAFR, then
+    to UAFR + PDCR), and the best trial of that variant's baseline on the same dataset."""
     full: dict[str, Board] = {}
     for b in boards:
         if b.dataset not in full or (b.fraction or 1) >= (full[b.dataset].fraction or 1):
@@ -39,7 +43,9 @@ def default_choice(exp: Experiment, boards: list[Board]) -> list[TrialRow]:
                    and board.row("dice", v).get("mean") is not None]
         if not plugged:
             continue
-        best = max(plugged, key=lambda v: board.row("dice", v)["mean"])
+        # Ties go to the variant with UAFR (it has an uncertainty map), then with PDCR too.
+        best = max(plugged, key=lambda v: (board.row("dice", v)["mean"], bool(board.trials[v][0].plugins.get("uafr")),
+                                           bool(board.trials[v][0].plugins.get("pdcr"))))
         chosen = []
         baseline = exp.baseline_of(best)
         if baseline in board.trials and baseline != best:
@@ -69,28 +75,34 @@ def pictures(exp: Experiment, trials: list[TrialRow], max_cases: int) -> tuple[l
                 notes.append(note)
                 continue
             rebuilt.append((t, trial))
-            cases = list(trial.eval_ids[:max_cases])
-            uafr = t.plugins.get("uafr")
-            if uafr:
-                layers = list(uafr.get("layers", []))
-                stage = FIG9_STAGE if FIG9_STAGE in layers else layers[0]
-                from dragsaw.workloads.pictures import uncertainty_grid
-
-                png = uncertainty_grid(trial.model, trial.plugins, trial.cache, cases, stage,
-                                       Path(work) / f"fig9-{t.trial_id}.png", device=trial.device)
-                figures.append(Figure(f"uncertainty-{t.trial_id}", png.read_bytes(),
-                                      f"Uncertainty maps (as Fig. 9) of trial {t.trial_id} ({t.variant}, "
-                                      f"{t.dataset}, fold {t.fold}, seed {t.seed}) at {stage}: image, ground "
-                                      "truth, prediction, UAFR's normalised entropy (bright = uncertain)."))
-            else:
+            if not t.plugins.get("uafr"):
                 notes.append(f"trial {t.trial_id} ({t.variant}) has no UAFR block: no uncertainty map")
+                continue
+            try:
+                figures.append(_uncertainty(t, trial, Path(work), max_cases))
+            except Exception as err:  # noqa: BLE001 - a picture is never worth failing the report
+                notes.append(f"trial {t.trial_id}: no uncertainty map: {type(err).__name__}: {str(err)[:300]}")
         if rebuilt:
-            figure, note = _tsne(rebuilt, Path(work), max_cases)
-            if figure:
-                figures.append(figure)
-            if note:
-                notes.append(note)
+            try:
+                figure, note = _tsne(rebuilt, Path(work), max_cases)
+            except Exception as err:  # noqa: BLE001
+                figure, note = None, f"t-SNE: {type(err).__name__}: {str(err)[:300]}"
+            figures += [figure] if figure else []
+            notes += [note] if note else []
     return figures, notes
+
+
+def _uncertainty(t: TrialRow, trial, work: Path, max_cases: int) -> Figure:
+    from dragsaw.workloads.pictures import uncertainty_grid
+
+    layers = list(t.plugins["uafr"].get("layers", []))
+    stage = FIG9_STAGE if FIG9_STAGE in layers else layers[0]
+    png = uncertainty_grid(trial.model, trial.plugins, trial.cache, list(trial.eval_ids[:max_cases]), stage,
+                           work / f"fig9-{t.trial_id}.png", device=trial.device)
+    return Figure(f"uncertainty-{t.trial_id}", png.read_bytes(),
+                  f"Uncertainty maps (as Fig. 9) of trial {t.trial_id} ({t.variant}, {t.dataset}, fold {t.fold}, "
+                  f"seed {t.seed}) at {stage}: image, ground truth, prediction, UAFR's normalised entropy "
+                  "(bright = uncertain).")
 
 
 def _rebuild(exp: Experiment, t: TrialRow):
@@ -110,18 +122,27 @@ def _rebuild(exp: Experiment, t: TrialRow):
         from dragsaw.workloads.recipe import checkpoint as ckpt
 
         stored = TrialConfig.model_validate(t.config)
-        local = _here(stored, torch.cuda.is_available())
+        meta = Path(directory) / ckpt.META
+        saved = json.loads(meta.read_text()).get("config") if meta.is_file() else None
+        trained = TrialConfig.model_validate(saved) if saved is not None else stored
+        if _canonical(trained) != _canonical(stored):
+            return None, f"{where}: its checkpoint was written for another config than the stored one: skipped"
+        local = _here(trained, torch.cuda.is_available())
         trial = Trial(local)
-        if local == stored:
+        if local == trained:
             trial.load_checkpoint(directory)
-        else:  # weights only, from a checkpoint that must belong to the stored config
-            state = ckpt.load(directory, ckpt.config_hash(stored.model_dump_json()))
+        else:  # weights only, from a checkpoint that must belong to the trained config
+            state = ckpt.load(directory, ckpt.config_hash(trained.model_dump_json()))
             trial.model.load_state_dict(state["model"])
         return trial, None
     except Exception as err:  # noqa: BLE001 - e.g. the dataset is not on this machine
         return None, f"{where}: cannot be rebuilt here: {type(err).__name__}: {str(err)[:300]}"
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _canonical(config) -> str:
+    return json.dumps(config.model_dump(mode="json"), sort_keys=True)
 
 
 def _here(config, cuda: bool):

@@ -117,8 +117,10 @@ def results_table(exp: Experiment, board: Board) -> Table:
     columns += ["Paper source", "p DI vs baseline (t, Holm)"]
     rows, notes = [], list(board.notes)
     paper, withheld = _paper_rows(exp, board)
+    by_reasons: dict[tuple, list[str]] = defaultdict(list)
     for variant, reasons in withheld.items():
-        notes.append(f"paper numbers not shown for {variant}: " + "; ".join(reasons))
+        by_reasons[tuple(reasons)].append(variant)
+    notes += [f"paper numbers not shown for {', '.join(vs)}: " + "; ".join(r) for r, vs in by_reasons.items()]
     for baseline, variants in board.groups:
         best = {m: _best([_mean(board.row(m, v)) for v in variants]) for m, _ in METRICS}
         best_paper = {m: _best([paper[v].score(m) if v in paper else None for v in variants]) for m, _ in METRICS}

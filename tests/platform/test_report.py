@@ -136,7 +136,9 @@ def _real_trial(url: str, tmp_path_factory) -> None:
     write_isic2016(root, n_train=8, n_test=3, size=(72, 96), seed=1)
     cfg = TrialConfig.model_validate({
         "data": {"name": "isic2016", "root": str(root)}, "model": {"name": "unet", "width": 0.125},
-        "plugins": {"uafr": {"layers": ["encoder.2"], "num_maps": 2}},
+        # Keys not in sorted order, as a spec may write them: the store keeps config_json sorted,
+        # and the picture path must still find the checkpoint's own config (its hash is order-bound).
+        "plugins": {"uafr": {"num_maps": 2, "layers": ["encoder.2"]}},
         "train": {"epochs": 1, "batch_size": 4, "image_size": (64, 64)}, "device": "cpu",
         "cache_dir": str(tmp_path_factory.mktemp("cache"))}).model_dump(mode="json")
     checkpoints = CheckpointStore(url, "pics")
@@ -249,6 +251,32 @@ def test_cli_report_and_unknown_experiment(store_url, tmp_path, capsys):
         write_report(store_url, "nope", tmp_path / "y")
     with pytest.raises(ReportError, match="without a completed attempt"):
         write_report(store_url, "fig6", tmp_path / "z", trials_for_pictures=["no-such-trial"])
+
+
+def test_axes_compare_each_model_with_its_own_baseline(tmp_path):
+    """Table IV's shape (model axis x variants, no saved spec): ``fcn+h-pdcr`` is tested against
+    ``fcn+baseline``, bold marks the best per model, the paper's row is the model's own."""
+    store = ResultStore(str(tmp_path / "results"))
+    xs = {"unet+baseline": 30, "unet+h-pdcr": 33, "fcn+baseline": 40, "fcn+h-pdcr": 42}
+    for variant, x in xs.items():
+        model = variant.split("+")[0]
+        for seed in (0, 1):
+            cfg = config(plugins={"pdcr": PDCR} if "pdcr" in variant else None, model=model)
+            store.write_trial(trial("table4-axes", f"{variant.replace('+', '-')}-s{seed}", variant, "isic2016", seed,
+                                    cfg), [], case_rows([symmetric(x - seed), symmetric(x + seed), symmetric(x)]))
+    page = write_report(str(tmp_path / "results"), "table4-axes", tmp_path / "out", trials_for_pictures=[])
+    results = _table(page.read_text(), "Results on isic2016")
+    rows = {r.split("</td>")[0].removeprefix("<tr><td>"): r for r in results.split("<tr>")[2:]}
+    rows = {k.removeprefix("<td>"): v for k, v in rows.items()}
+    assert "<strong>66.00 ± 0.00 (2)</strong>" in rows["unet+h-pdcr"]  # best of the unet group
+    assert "<strong>84.00 ± 0.00 (2)</strong>" in rows["fcn+h-pdcr"]  # best of the fcn group
+    # Table IV's own rows: UNet + H-PDCR, FCN + H-PDCR (best of their group too), bare FCN.
+    assert "<td><strong>80.52</strong></td><td><strong>87.94</strong></td><td><strong>93.14</strong></td>" \
+        in rows["unet+h-pdcr"]
+    assert "<strong>82.37</strong>" in rows["fcn+h-pdcr"] and "<td>80.42</td>" in rows["fcn+baseline"]
+    paired = _table(page.read_text(), "Paired tests against the baseline")
+    assert "<td>unet+h-pdcr</td><td>unet+baseline</td><td>6</td><td>" in paired
+    assert "<td>fcn+h-pdcr</td><td>fcn+baseline</td><td>6</td><td>" in paired
 
 
 def test_report_on_s3(s3_store_url, tmp_path):
@@ -403,5 +431,12 @@ def test_html_renders_in_chromium(chromium, table4, pics, tmp_path):
         assert all(i["png"] and i["complete"] and i["width"] > 100 for i in facts["images"]), facts["images"]
         assert facts["height"] > 1500
         image = Image.open(io.BytesIO(screenshot)).convert("L")
-        assert image.size[0] == 1280 and image.size[1] > 500 and np.asarray(image).std() > 5  # something drawn, not a blank page
+        assert image.size[0] == 1280 and image.size[1] > 500 and np.asarray(image).std() > 5  # not a blank page
+    # Negative control: the same check sees a failed load, a console error and an uncaught exception.
+    broken = tmp_path / "broken.html"
+    broken.write_text('<!DOCTYPE html><html><body><img src="missing.png">'
+                      '<script>console.error("bad"); undefinedFunction()</script></body></html>')
+    _, _, problems = render_in_chromium(chromium, broken, tmp_path / "profile-broken")
+    seen = json.dumps(problems)
+    assert "Failed to load resource" in seen and '"value": "bad"' in seen and "Uncaught" in seen
     shutil.rmtree(tmp_path, ignore_errors=True)

@@ -6,6 +6,7 @@ of Ray, Optuna or the result store: ``report(metrics, checkpoint_dir)`` is the s
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
 import shutil
@@ -54,7 +55,9 @@ class Trial:
 
     def __init__(self, config: TrialConfig | dict):
         self.config = cfg = config if isinstance(config, TrialConfig) else TrialConfig.model_validate(config)
-        self.config_hash = checkpoint.config_hash(cfg.model_dump_json())
+        # Key order of the plug-in dicts must not matter: a config read back from the store
+        # (sorted keys) names the same trial.
+        self.config_hash = checkpoint.config_hash(json.dumps(cfg.model_dump(mode="json"), sort_keys=True))
         self.device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
                                    else "cpu")
         if self.device.type == "cpu":
