@@ -79,14 +79,13 @@ def _layer_problems(where: Loc, parts: Mapping, models: _Models, reported: set, 
 def _dataset_problems(spec: ExperimentSpec, models: _Models) -> list[str]:
     problems = []
     for i, d in enumerate(spec.datasets):
-        model_dims = set()
+        where = f"datasets[{i}]"
+        model_dims = set()  # this dataset's models (its overrides may pick a 3D one beside 2D sets)
         for _name, overrides in combine(spec.variants, spec.axes):
             model = deep_merge(spec.dataset_base(d), overrides)["model"]
             net, _ = models.get(model)
             if net is not None:
                 model_dims.add((net.spatial_dims, model["name"]))
-    for i, d in enumerate(spec.datasets):
-        where = f"datasets[{i}]"
         if d.name not in DATASETS:
             problems.append(f"{where}.name: unknown dataset {d.name!r}; {closest(d.name, DATASETS)} "
                             f"(registered: {sorted(DATASETS)})")

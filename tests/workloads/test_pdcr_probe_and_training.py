@@ -85,3 +85,14 @@ def test_toy_training_pulls_high_affinity_pairs_together():
     high, low = similarity_gap()
     assert high - low > 0.5, (high0, low0, high, low)
     assert high - low > (high0 - low0) + 0.3, (high0, low0, high, low)
+
+
+def test_probe_measures_max_pool_blocks_right():
+    """A VGG-like block ending in a max-pool: the probe sees the pooling window whole (its
+    copy pools by average), so stride and offset match Eq. 5-7 at any input size."""
+    block = nn.Sequential(nn.Conv2d(1, 4, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2, 2),
+                          nn.Conv2d(4, 4, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2, 2))
+    size, stride, offset = receptive_field([(3, 1, 1), (2, 2, 0), (3, 1, 1), (2, 2, 0)])
+    for side in (48, 96):
+        field = probe_receptive_field(block, "5", (1, side, side))
+        assert field.size == (size, size) and field.stride == (stride, stride) and field.offset == (offset, offset)

@@ -36,10 +36,20 @@ def _extent(grad: torch.Tensor, axis: int) -> tuple[int, int]:
 _GLOBAL_NORMS = (nn.modules.instancenorm._InstanceNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
 
+_MAX_TO_AVG = {nn.MaxPool1d: nn.AvgPool1d, nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d}
+
+
 def _without_global_norms(module: nn.Module) -> None:
+    """Identity for image-wide normalisations; max-pooling becomes average pooling of the same
+    window (same field, but a gradient to every element of the window, not just its maximum)."""
     for name, child in list(module.named_children()):
         if isinstance(child, _GLOBAL_NORMS):
             setattr(module, name, nn.Identity())
+        elif type(child) in _MAX_TO_AVG and (child.dilation == 1 or child.dilation == (1,) * len(
+                child.kernel_size if isinstance(child.kernel_size, tuple) else (child.kernel_size,))):
+            avg = _MAX_TO_AVG[type(child)](child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode,
+                                           count_include_pad=True)
+            setattr(module, name, avg)
         else:
             _without_global_norms(child)
 
