@@ -60,17 +60,14 @@ def uncertainty_grid(model: nn.Module, plugins: Plugins, cache: CaseCache, case_
             u = F.interpolate(block.uncertainty(raw), size=x.shape[2:], mode="bilinear", align_corners=False)
         panels = [entry["image"].squeeze(), entry["label"], logits.argmax(1)[0].cpu().numpy(), u[0, 0].cpu().numpy()]
         titles = [case_id, "ground truth", "prediction", f"uncertainty ({stage})"]
-        for ax, img, title in zip(row, panels, titles):
-            ax.imshow(img, cmap="magma" if title.startswith("uncertainty") else ("gray" if img.ndim == 2 else None),
-                      vmin=0 if title.startswith("uncertainty") else None, vmax=1 if title.startswith("uncertainty") else None)
+        for k, (ax, img, title) in enumerate(zip(row, panels, titles)):
+            if k == 3:  # the uncertainty map, on its fixed [0, 1] scale
+                ax.imshow(img, cmap="magma", vmin=0, vmax=1)
+            else:
+                ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
             ax.set_title(title, fontsize=9)
             ax.axis("off")
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=80)
-    plt.close(fig)
-    return out_png
+    return _save(plt, fig, out_png)
 
 
 def hidden_vectors(model: nn.Module, module_path: str, cache: CaseCache, case_ids: Sequence[str],
@@ -113,6 +110,10 @@ def tsne_figure(sets: Mapping[str, tuple[np.ndarray, np.ndarray]], class_names: 
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(fontsize=8)
+    return _save(plt, fig, out_png)
+
+
+def _save(plt, fig, out_png: str | Path) -> Path:
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)

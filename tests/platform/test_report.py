@@ -37,6 +37,8 @@ from dragsaw.platform.launch.run import save_record
 from dragsaw.platform.report import ReportError, write_report
 from dragsaw.platform.report import paper_numbers as paper
 from dragsaw.platform.report.html import CSP
+
+from .s3_server import stop
 from dragsaw.platform.store import ResultStore
 from PIL import Image
 
@@ -375,12 +377,7 @@ def render_in_chromium(chromium: str, page: Path, profile: Path) -> tuple[dict, 
         port = int(port_file.read_text().split()[0])
         return asyncio.run(_cdp_session(port, page.resolve().as_uri()))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)  # by its PID, as for moto_server
 
 
 async def _cdp_session(port: int, url: str):
