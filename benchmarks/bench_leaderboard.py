@@ -34,7 +34,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dragsaw.platform.leaderboard import format_rows, leaderboard  # noqa: E402
 from dragsaw.platform.store import ResultStore  # noqa: E402
-
 from tests.platform.s3_server import create_bucket, s3_environment, start_moto, stop  # noqa: E402
 
 DATASETS = ("isic2016", "isic2017")

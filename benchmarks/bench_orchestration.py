@@ -43,8 +43,9 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
+    from dragsaw.platform.experiment.grid import TrialSpec
+    from dragsaw.platform.experiment.loading import validate_spec
     from dragsaw.platform.launch.run import ray_init, run_grid
-    from dragsaw.platform.spec import TrialSpec, validate_spec
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "data").mkdir()

@@ -17,11 +17,10 @@ class UsageError(Exception):
 
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "the input is wrong" (exit 2), imported lazily."""
+    from dragsaw.platform.experiment.errors import SpecError
+    from dragsaw.platform.launch import LaunchError
+    from dragsaw.platform.store import StoreError
     from dragsaw.workloads.data import DatasetError
-
-    from .launch import LaunchError
-    from .spec import SpecError
-    from .store import StoreError
 
     return UsageError, SpecError, LaunchError, StoreError, DatasetError
 
@@ -43,7 +42,7 @@ def _demo(args) -> int:
 
 
 def _validate(args) -> int:
-    from .launch import validate
+    from dragsaw.platform.launch import validate
 
     spec, trials = validate(args.spec, args.set, smoke=args.smoke)
     what = f"{len(trials)} trials" if trials is not None else "a search"
@@ -52,28 +51,28 @@ def _validate(args) -> int:
 
 
 def _run(args) -> int:
-    from .launch import launch
+    from dragsaw.platform.launch import launch
 
     return launch(args.spec, overrides=args.set, store=args.store, address=args.address, dry_run=args.dry_run,
                   smoke=args.smoke)
 
 
 def _resume(args) -> int:
-    from .launch import resume
+    from dragsaw.platform.launch import resume
 
     return resume(args.name, store=args.store or DEFAULT_STORE, address=args.address)
 
 
 def _status(args) -> int:
-    from .launch import status
+    from dragsaw.platform.launch import status
 
     print(status(args.store or DEFAULT_STORE, args.name))
     return 0
 
 
 def _leaderboard(args) -> int:
-    from .leaderboard import format_rows, leaderboard
-    from .store import ResultStore
+    from dragsaw.platform.leaderboard import format_rows, leaderboard
+    from dragsaw.platform.store import ResultStore
 
     store = ResultStore(args.store)
     store.check_readable()
@@ -91,7 +90,7 @@ def _leaderboard(args) -> int:
 
 
 def _compact(args) -> int:
-    from .store import ResultStore
+    from dragsaw.platform.store import ResultStore
 
     store = ResultStore(args.store)
     store.check()
@@ -101,7 +100,7 @@ def _compact(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import write_report
+    from dragsaw.platform.report import write_report
 
     page = write_report(args.store, args.experiment, args.out,
                         trials_for_pictures=None if args.pictures == "auto" else [])

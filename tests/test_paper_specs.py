@@ -18,12 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from dragsaw.platform.cli import main
+from dragsaw.platform.experiment.checks import check_paths
+from dragsaw.platform.experiment.datasets import prepare_datasets
+from dragsaw.platform.experiment.grid import expand
+from dragsaw.platform.experiment.loading import load_spec
 from dragsaw.platform.report import paper_numbers
-from dragsaw.platform.spec import check_paths, expand, load_spec, prepare_datasets, studies
+from dragsaw.platform.search.study import studies
 from dragsaw.platform.store import ResultStore
 from dragsaw.workloads.data import dataset_class
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "configs" / "experiments" / "paper"

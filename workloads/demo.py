@@ -14,8 +14,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .plugins import PluggedModel, attach
-from .runtime import tune_cpu_allocator
+from dragsaw.workloads.plugins import PluggedModel, attach
+from dragsaw.workloads.runtime import tune_cpu_allocator
 
 #: Same as configs/plugins/demo_monai_unet.yaml (a test keeps them equal).
 PLUGINS = {

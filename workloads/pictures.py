@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.cache import CaseCache
-from .data.loading import image_tensor_2d
-from .plugins import PluggedModel, Plugins
+from dragsaw.workloads.data.cache import CaseCache
+from dragsaw.workloads.data.loading import image_tensor_2d
+from dragsaw.workloads.plugins import PluggedModel, Plugins
 
 
 def _plt():

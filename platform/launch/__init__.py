@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .run import LaunchError, absolute, load_record, open_store, save_record
+from dragsaw.platform.launch.run import LaunchError, absolute, load_record, open_store, save_record
 
 __all__ = ["LaunchError", "validate", "launch", "resume", "status"]
 
 
 def _load(spec_path: str, overrides: Sequence[str], store: str | None, smoke: bool = False):
-    from ..spec import load_spec
+    from dragsaw.platform.experiment.loading import load_spec
 
     overrides = list(overrides)
     if store:
@@ -23,7 +23,10 @@ def validate(spec_path: str, overrides: Sequence[str] = (), store: str | None = 
     (a synthetic dataset that is not written yet is expanded from its writer's settings
     when the experiment runs). ``smoke``: apply the spec's ``smoke:`` overrides first.
     Raises SpecError / LaunchError."""
-    from ..spec import SpecError, check_paths, expand, prepare_datasets
+    from dragsaw.platform.experiment.checks import check_paths
+    from dragsaw.platform.experiment.datasets import prepare_datasets
+    from dragsaw.platform.experiment.errors import SpecError
+    from dragsaw.platform.experiment.grid import expand
 
     spec = _load(spec_path, overrides, store, smoke)
     problems = check_paths(spec)
@@ -44,8 +47,11 @@ def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = No
     leaderboard. Trials already completed in the store are skipped (a re-run or ``resume``
     finishes an experiment; nothing counts twice). ``smoke``: apply the spec's ``smoke:``
     overrides (its tiny CI version) before ``overrides``. Returns the exit status."""
-    from ..spec import check_paths, expand, prepare_datasets, spec_hash, studies
-    from .provenance import git_commit, versions
+    from dragsaw.platform.experiment.checks import check_paths
+    from dragsaw.platform.experiment.datasets import prepare_datasets
+    from dragsaw.platform.experiment.grid import expand, spec_hash
+    from dragsaw.platform.launch.provenance import git_commit, versions
+    from dragsaw.platform.search.study import studies
 
     spec = spec or _load(spec_path, overrides, store, smoke)
     problems = check_paths(spec)
@@ -62,7 +68,7 @@ def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = No
                "synthetic": _synthetic_recipes(spec)}
     save_record(store_url, spec, digest)
     if spec.search is None:
-        from .run import run_grid
+        from dragsaw.platform.launch.run import run_grid
 
         trials = expand(spec, datasets)
         done = results.completed(spec.name)
@@ -72,7 +78,7 @@ def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = No
              f"{spec.resources.gpus:g} GPU each)")
         outcome = run_grid(spec, todo, store_url, context, address, echo) if todo else {"ok": 0, "failed": 0}
     else:
-        from .search_run import run_searches
+        from dragsaw.platform.launch.search_run import run_searches
 
         outcome = run_searches(spec, studies(spec, datasets), store_url, context, address, echo)
     echo(f"{spec.name}: {outcome['ok']} trials finished, {outcome['failed']} failed; results in {store_url}")
@@ -83,7 +89,7 @@ def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = No
 
 def _synthetic_recipes(spec) -> dict[str, dict]:
     """Absolute dataset root -> synthetic writer settings, for nodes that lack the data."""
-    from ..spec.datasets import resolve_root
+    from dragsaw.platform.experiment.datasets import resolve_root
 
     return {str(resolve_root(d.root)): dict(d.synthetic) for d in spec.datasets if d.synthetic is not None}
 
@@ -103,7 +109,9 @@ def _same_spec_or_fail(store_url: str, results, spec, digest: str) -> None:
 
 
 def _dry_run(spec, store_url: str, echo) -> int:
-    from ..spec import expand, prepare_datasets, studies
+    from dragsaw.platform.experiment.datasets import prepare_datasets
+    from dragsaw.platform.experiment.grid import expand
+    from dragsaw.platform.search.study import studies
 
     # Synthetic look-alikes are written (data, not results) so that folds are known exactly;
     # the store is not touched.
@@ -125,8 +133,8 @@ def _dry_run(spec, store_url: str, echo) -> int:
 def _print_leaderboard(results, spec, echo) -> None:
     """The experiment's leaderboard, each variant tested against its own baseline (with axes,
     ``fcn+pdcr`` against ``fcn+baseline``)."""
-    from ..leaderboard import format_rows, leaderboard
-    from ..spec import baseline_of
+    from dragsaw.platform.experiment.grid import baseline_of
+    from dragsaw.platform.leaderboard import format_rows, leaderboard
 
     rows = leaderboard(results, experiment=spec.name)
     if not rows:
@@ -150,7 +158,7 @@ def _print_leaderboard(results, spec, echo) -> None:
 def resume(name: str, store: str, address: str | None = None, echo: Callable[[str], None] = print) -> int:
     """``dragsaw resume NAME``: run the experiment's saved spec again; completed trials are
     skipped and interrupted ones continue from their last checkpoint."""
-    from ..spec import validate_spec
+    from dragsaw.platform.experiment.loading import validate_spec
 
     store_url = absolute(store)
     open_store(store_url)
@@ -186,7 +194,10 @@ def status(store: str, name: str | None = None) -> str:
 
 
 def _expected_trials(spec_data: dict) -> int | str:
-    from ..spec import SpecError, expand, prepare_datasets, validate_spec
+    from dragsaw.platform.experiment.datasets import prepare_datasets
+    from dragsaw.platform.experiment.errors import SpecError
+    from dragsaw.platform.experiment.grid import expand
+    from dragsaw.platform.experiment.loading import validate_spec
 
     spec = validate_spec(spec_data)
     if spec.search is not None:

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..store._location import filesystem
+from dragsaw.platform.store._location import filesystem
 
 FILES = ("trial.pt", "meta.json")  # meta.json last: informational, the epoch is inside trial.pt
 

@@ -12,9 +12,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..store import ResultStore, StoreError
-from ..store._location import filesystem
-from .provenance import git_commit, versions
+from dragsaw.platform.launch.provenance import git_commit, versions
+from dragsaw.platform.store import ResultStore, StoreError
+from dragsaw.platform.store._location import filesystem
 
 WORKER_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
 
@@ -132,8 +132,8 @@ def run_grid(spec, trials: list, store_url: str, context: dict, address: str | N
     replaces the trial runner (benchmarks measure the orchestration with fixed work)."""
     from ray import tune
 
-    from .progress import Progress
-    from .trainable import tune_trainable
+    from dragsaw.platform.launch.progress import Progress
+    from dragsaw.platform.launch.trainable import tune_trainable
 
     ray_init(address)
     resources = trial_resources(spec, echo, address)

@@ -10,7 +10,7 @@ def search_trainable(config: dict, study=None, context=None) -> None:
     objective ``mean_over_folds`` every fold of the study is trained and the mean reported."""
     from ray import tune
 
-    from .trainable import _numeric, run_one
+    from dragsaw.platform.launch.trainable import _numeric, run_one
 
     params = dict(config)
     folds = study.folds if study.search.objective == "mean_over_folds" else study.folds[:1]
@@ -37,9 +37,10 @@ def run_searches(spec, studies: list, store_url: str, context: dict, address: st
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from ..search import default_storage_url, make_storage, open_study, optuna_search_kwargs
-    from .progress import Progress
-    from .run import concurrency, ray_init, trial_resources, tune_storage
+    from dragsaw.platform.launch.progress import Progress
+    from dragsaw.platform.launch.run import concurrency, ray_init, trial_resources, tune_storage
+    from dragsaw.platform.search.define_by_run import open_study, optuna_search_kwargs
+    from dragsaw.platform.search.storage import default_storage_url, make_storage
 
     ray_init(address)
     url = spec.search.storage or default_storage_url(store_url, spec.name)[0]

@@ -16,9 +16,9 @@ import shutil
 import traceback
 from typing import Any
 
-from ..store import ResultStore
-from .checkpoints import CheckpointStore
-from .provenance import hardware
+from dragsaw.platform.launch.checkpoints import CheckpointStore
+from dragsaw.platform.launch.provenance import hardware
+from dragsaw.platform.store import ResultStore
 
 
 def _now() -> dt.datetime:
@@ -127,17 +127,11 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
 
 
 def tune_trainable(config: dict) -> None:
-    """Entry point given to ``tune.Tuner``: ``config`` holds ``trial`` (a grid trial spec)
-    or ``base`` + searched params, and ``context``."""
+    """Entry point given to ``tune.Tuner`` for grids: ``config`` holds ``trial`` (a grid trial
+    spec) and ``context``. Searches use ``search_run.search_trainable``."""
     from ray import tune
 
     context = config["context"]
-    if "trial" in config:
-        trial = config["trial"]
-    else:
-        from ..search import trial_from_params
-
-        params = {k: v for k, v in config.items() if k not in ("base", "context")}
-        trial = trial_from_params(config["base"], params)
+    trial = config["trial"]
     final = run_one(trial, context, on_epoch=lambda m: tune.report(m))
     tune.report({**_numeric(final), "done_trial": 1})

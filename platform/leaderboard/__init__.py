@@ -7,10 +7,10 @@ paper's table shapes.
     print(format_rows(cross_dataset_table(rows), "table"))
 """
 
-from ._board import leaderboard
-from ._format import FORMATS, cross_dataset_table, format_rows
-from ._scores import CONVENTIONS, METRICS
-from ._stats import holm, paired_tests
+from dragsaw.platform.leaderboard._board import leaderboard
+from dragsaw.platform.leaderboard._format import FORMATS, cross_dataset_table, format_rows
+from dragsaw.platform.leaderboard._scores import CONVENTIONS, METRICS
+from dragsaw.platform.leaderboard._stats import holm, paired_tests
 
 __all__ = [
     "CONVENTIONS",

@@ -11,9 +11,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..store import ResultStore
-from ._scores import CONVENTIONS, METRICS, connect, paired_values, trial_scores
-from ._stats import holm, paired_tests
+from dragsaw.platform.leaderboard._scores import (
+    CONVENTIONS,
+    METRICS,
+    connect,
+    paired_values,
+    trial_scores,
+)
+from dragsaw.platform.leaderboard._stats import holm, paired_tests
+from dragsaw.platform.store import ResultStore
 
 _TRIAL_COLUMNS = ["experiment", "dataset", "trial_id", "attempt", "variant", "fold", "seed", "convention"]
 _CASE_COLUMNS = ["experiment", "trial_id", "attempt", "case_id", "class_index", "tp", "fp", "fn", "tn", "empty"]

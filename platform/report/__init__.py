@@ -11,7 +11,7 @@ Modules: ``collect`` (what is read from the store), ``tables``, ``paper_numbers`
 ``html`` and ``markdown`` (its two renderings), ``build`` (``write_report``).
 """
 
-from .build import write_report
-from .collect import ReportError
+from dragsaw.platform.report.build import write_report
+from dragsaw.platform.report.collect import ReportError
 
 __all__ = ["ReportError", "write_report"]

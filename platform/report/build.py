@@ -7,13 +7,19 @@ import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import html, markdown
-from .collect import Experiment, ReportError, load_experiment
-from .document import Document, Section, Text
-from .figures import fraction_curves, learning_curves, per_layer
-from .pictures import default_choice, pictures
-from .provenance import provenance_blocks
-from .tables import Board, cross_dataset_table, paired_table, results_table, scoreboards
+from dragsaw.platform.report import html, markdown
+from dragsaw.platform.report.collect import Experiment, ReportError, load_experiment
+from dragsaw.platform.report.document import Document, Section, Text
+from dragsaw.platform.report.figures import fraction_curves, learning_curves, per_layer
+from dragsaw.platform.report.pictures import default_choice, pictures
+from dragsaw.platform.report.provenance import provenance_blocks
+from dragsaw.platform.report.tables import (
+    Board,
+    cross_dataset_table,
+    paired_table,
+    results_table,
+    scoreboards,
+)
 
 
 def write_report(store_url: str, experiment: str, out_dir: str | Path, *,
@@ -73,7 +79,7 @@ def _chosen(exp: Experiment, boards: list[Board], ids: Sequence[str] | None):
 
 
 def _subtitle(exp: Experiment) -> str:
-    from ..launch.provenance import git_commit, versions
+    from dragsaw.platform.launch.provenance import git_commit, versions
 
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     description = exp.spec.get("description")

@@ -9,9 +9,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..launch import LaunchError, load_record
-from ..spec.variants import combine, components
-from ..store import ResultStore
+from dragsaw.platform.experiment.variants import combine, components
+from dragsaw.platform.launch import LaunchError, load_record
+from dragsaw.platform.store import ResultStore
 
 #: The baseline label assumed when the experiment has no saved spec.
 DEFAULT_BASELINE = "baseline"

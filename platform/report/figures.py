@@ -21,9 +21,9 @@ from collections import defaultdict
 import pyarrow as pa
 from matplotlib.ticker import MaxNLocator
 
-from .collect import Experiment
-from .document import Figure, slug
-from .tables import Board
+from dragsaw.platform.report.collect import Experiment
+from dragsaw.platform.report.document import Figure, slug
+from dragsaw.platform.report.tables import Board
 
 _PDCR_OPTIONS = ("phi", "affinity", "series", "position_encoding", "sampling", "tau", "patch_sizes", "constant")
 _BLOCK_OPTIONS = {"uafr": ("kernel_size", "use_f", "hidden"), "se": ("reduction",), "cbam": ("reduction", "kernel_size")}

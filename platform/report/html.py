@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from .document import Code, Document, Figure, Table, Text
+from dragsaw.platform.report.document import Code, Document, Figure, Table, Text
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 

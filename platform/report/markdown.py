@@ -3,7 +3,7 @@ beside it, linked by relative name."""
 
 from __future__ import annotations
 
-from .document import Code, Document, Figure, Table, Text
+from dragsaw.platform.report.document import Code, Document, Figure, Table, Text
 
 
 def render(doc: Document) -> str:

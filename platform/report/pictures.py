@@ -20,10 +20,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..launch.checkpoints import CheckpointStore
-from .collect import Experiment, TrialRow
-from .document import Figure
-from .tables import Board
+from dragsaw.platform.launch.checkpoints import CheckpointStore
+from dragsaw.platform.report.collect import Experiment, TrialRow
+from dragsaw.platform.report.document import Figure
+from dragsaw.platform.report.tables import Board
 
 #: The layer of Fig. 9's uncertainty maps (layer 2 of the encoder), used when it carries UAFR.
 FIG9_STAGE = "encoder.2"
@@ -118,6 +118,7 @@ def _rebuild(exp: Experiment, t: TrialRow):
         return None, f"{where}: no stored checkpoint (_checkpoints/{exp.name}/{t.trial_id}/trial.pt): skipped"
     try:
         import torch
+
         from dragsaw.workloads.recipe import Trial, TrialConfig
         from dragsaw.workloads.recipe import checkpoint as ckpt
 

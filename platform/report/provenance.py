@@ -9,8 +9,8 @@ from collections import Counter
 
 import yaml
 
-from .collect import Experiment
-from .document import Cell, Code, Table, Text
+from dragsaw.platform.report.collect import Experiment
+from dragsaw.platform.report.document import Cell, Code, Table, Text
 
 
 def _counted(values) -> str:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ..leaderboard import leaderboard
-from ..store import ResultStore
-from . import paper_numbers
-from .collect import Experiment, TrialRow
-from .document import Cell, Table
+from dragsaw.platform.leaderboard import leaderboard
+from dragsaw.platform.report import paper_numbers
+from dragsaw.platform.report.collect import Experiment, TrialRow
+from dragsaw.platform.report.document import Cell, Table
+from dragsaw.platform.store import ResultStore
 
 #: (leaderboard metric, the paper's column name), in the paper's column order (Tables IV-X).
 METRICS = (("jaccard", "JA"), ("dice", "DI"), ("accuracy", "AC"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import warnings
 
 import optuna
-from dragsaw.platform.spec.search_schema import SAMPLERS
+
+from dragsaw.platform.search.schema import SAMPLERS
 from dragsaw.workloads._checks import closest
 
 

@@ -9,9 +9,16 @@ root, hive-partitioned by experiment and dataset, every file written whole.
     fs, root = filesystem(url)                   # the same filesystem, for files kept beside results
 """
 
-from ._location import DEFAULT_URL, StoreError, filesystem
-from ._schema import CASE_KEYS, NAME_PATTERN, SCHEMA_VERSION, SCHEMAS, TABLES, TRIAL_KEYS
-from ._store import ResultStore
+from dragsaw.platform.store._location import DEFAULT_URL, StoreError, filesystem
+from dragsaw.platform.store._schema import (
+    CASE_KEYS,
+    NAME_PATTERN,
+    SCHEMA_VERSION,
+    SCHEMAS,
+    TABLES,
+    TRIAL_KEYS,
+)
+from dragsaw.platform.store._store import ResultStore
 
 __all__ = [
     "CASE_KEYS",

@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ._location import StoreError
-from ._schema import SCHEMA_VERSION, TABLE_KEY, VERSION_KEY
+from dragsaw.platform.store._location import StoreError
+from dragsaw.platform.store._schema import SCHEMA_VERSION, TABLE_KEY, VERSION_KEY
 
 COMPACT_NAME = "_compact.parquet"
 SOURCE_COLUMN = "_file"

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ._location import redact
+from dragsaw.platform.store._location import redact
 
 #: Version of the table layout written by this code; readers refuse newer files.
 SCHEMA_VERSION = 1

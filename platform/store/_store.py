@@ -25,9 +25,16 @@ from contextlib import contextmanager
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._files import COMPACT_NAME, Files, to_parquet
-from ._location import DEFAULT_URL, StoreError, filesystem, is_local, redact
-from ._schema import SCHEMAS, TABLES, cases_table, epochs_table, identity, trial_table
+from dragsaw.platform.store._files import COMPACT_NAME, Files, to_parquet
+from dragsaw.platform.store._location import DEFAULT_URL, StoreError, filesystem, is_local, redact
+from dragsaw.platform.store._schema import (
+    SCHEMAS,
+    TABLES,
+    cases_table,
+    epochs_table,
+    identity,
+    trial_table,
+)
 
 
 class ResultStore:

@@ -1,7 +1,6 @@
 """The ``dragsaw`` command's input checks: bad input exits with status 2, names the
 problem, prints no traceback, launches nothing and touches nothing stored."""
 
-import json
 import os
 import subprocess
 import sys

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
+
 from dragsaw.platform.leaderboard import (
     CONVENTIONS,
     METRICS,
@@ -21,7 +23,6 @@ from dragsaw.platform.leaderboard import (
     paired_tests,
 )
 from dragsaw.platform.store import ResultStore
-from scipy import stats
 
 from .test_store import make_trial
 

@@ -31,17 +31,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from dragsaw.platform.cli import main
 from dragsaw.platform.launch.checkpoints import CheckpointStore
 from dragsaw.platform.launch.run import save_record
 from dragsaw.platform.report import ReportError, write_report
 from dragsaw.platform.report import paper_numbers as paper
 from dragsaw.platform.report.html import CSP
+from dragsaw.platform.store import ResultStore
 
 from .s3_server import stop
-from dragsaw.platform.store import ResultStore
-from PIL import Image
-
 from .test_leaderboard import case_rows, symmetric
 
 T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
@@ -104,7 +104,8 @@ def store_url(tmp_path_factory) -> str:
     write_grid(store, "table4", TABLE4, {"baseline": None, "pdcr-uafr": FULL})
     store.write_trial(trial("table4", "isic2016-pdcr-uafr-s9", "pdcr-uafr", "isic2016", 9,
                             config("isic2016", FULL), status="failed"), [], [])
-    from dragsaw.platform.spec import spec_hash, validate_spec
+    from dragsaw.platform.experiment.grid import spec_hash
+    from dragsaw.platform.experiment.loading import validate_spec
 
     spec = validate_spec({"name": "table4", "description": "Tables II and IV in miniature",
                           "model": {"name": "deeplabv3plus"}, "seeds": [0, 1], "baseline": "baseline",

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from dragsaw.platform.search import (
-    default_storage_url,
-    define_by_run,
-    make_sampler,
-    make_storage,
-    open_study,
-    optuna_search_kwargs,
-)
-from dragsaw.platform.spec import SearchSpace, SpaceError
-from dragsaw.platform.spec.conditions import parse_condition
-from dragsaw.platform.spec.search_schema import SearchSpec
-from dragsaw.platform.spec.study import StudySpec
+
+from dragsaw.platform.search.conditions import parse_condition
+from dragsaw.platform.search.define_by_run import define_by_run, open_study, optuna_search_kwargs
+from dragsaw.platform.search.samplers import make_sampler
+from dragsaw.platform.search.schema import SearchSpec
+from dragsaw.platform.search.space import SearchSpace, SpaceError
+from dragsaw.platform.search.storage import default_storage_url, make_storage
+from dragsaw.platform.search.study import StudySpec
 from dragsaw.workloads.recipe import TrialConfig, complete_plugins
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

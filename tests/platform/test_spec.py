@@ -7,19 +7,19 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from dragsaw.platform.spec import (
-    SpecError,
+
+from dragsaw.platform.experiment.checks import check_paths
+from dragsaw.platform.experiment.errors import SpecError
+from dragsaw.platform.experiment.grid import (
     TrialSpec,
     baseline_of,
-    check_paths,
     expand,
-    load_spec,
     spec_hash,
-    studies,
     trial_id,
-    validate_spec,
     variant_names,
 )
+from dragsaw.platform.experiment.loading import load_spec, validate_spec
+from dragsaw.platform.search.study import studies
 from dragsaw.workloads.recipe import TrialConfig
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,6 +13,7 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from dragsaw.platform.store import SCHEMA_VERSION, SCHEMAS, ResultStore, StoreError
 
 from .s3_server import ACCESS_KEY, SECRET_KEY, free_port

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from dragsaw.workloads.pdcr.geometry import ReceptiveField, receptive_field
-from dragsaw.workloads.plugins import PluggedModel, PluginsConfig, Stage, attach
 from monai.networks.nets import DynUNet, UNet
 from pydantic import ValidationError
 from torch import nn
+
+from dragsaw.workloads.pdcr.geometry import ReceptiveField, receptive_field
+from dragsaw.workloads.plugins import PluggedModel, PluginsConfig, Stage, attach
 
 MARK = "_dragsaw_plugins"
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from dragsaw.workloads.data import DatasetError, fold_split, load_dataset
 from dragsaw.workloads.data.synthetic import write_isic2016, write_mc, write_synthetic
-from PIL import Image
 
 ISIC16_TRAIN, ISIC16_TRAIN_GT = "ISBI2016_ISIC_Part1_Training_Data", "ISBI2016_ISIC_Part1_Training_GroundTruth"
 PH2 = Path("PH2Dataset") / "PH2 Dataset images"

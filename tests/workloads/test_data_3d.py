@@ -8,6 +8,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+
 from dragsaw.workloads.data import DatasetError, dataset_class, load_dataset
 from dragsaw.workloads.data.msd import MSDBrain, MSDDataset, MSDHeart, MSDProstate
 from dragsaw.workloads.data.synthetic3d import write_msd_brain

@@ -12,9 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from torch import nn
+
 from dragsaw.workloads.models import build_model, model_names, model_options, register_model
 from dragsaw.workloads.plugins import PluggedModel, PluginsConfig, attach
-from torch import nn
 
 WIDTH = 0.125
 SPATIAL = {2: (64, 64), 3: (32, 32, 32)}

@@ -6,10 +6,21 @@ import mpmath
 import pytest
 import torch
 
-from dragsaw.workloads.pdcr import (affinity, dragsaw_loss, foreground_ratios, phi_from_counts, receptive_field)
+from dragsaw.workloads.pdcr import (
+    affinity,
+    dragsaw_loss,
+    foreground_ratios,
+    phi_from_counts,
+    receptive_field,
+)
 from dragsaw.workloads.pdcr.ratios import box_counts, clip_boxes, integral_image
 
-from .pdcr_reference import affinity_reference, loss_reference, ratio_reference, receptive_field_reference
+from .pdcr_reference import (
+    affinity_reference,
+    loss_reference,
+    ratio_reference,
+    receptive_field_reference,
+)
 
 
 def random_boxes(gen, batch, n, spatial, max_size=9, overhang=4):

@@ -5,7 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from dragsaw.workloads.pdcr import PDCR, PDCRConfig, affinity, foreground_ratios, probe_receptive_field, receptive_field
+from dragsaw.workloads.pdcr import (
+    PDCR,
+    PDCRConfig,
+    affinity,
+    foreground_ratios,
+    probe_receptive_field,
+    receptive_field,
+)
 from dragsaw.workloads.pdcr.geometry import cell_centres, series_boxes
 from dragsaw.workloads.pdcr.sampling import gather_vectors, grid_positions
 

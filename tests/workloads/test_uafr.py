@@ -5,8 +5,9 @@ import math
 
 import pytest
 import torch
-from dragsaw.workloads.uafr import CBAM, UAFR, SqueezeExcitation, normalised_entropy
 from torch import nn
+
+from dragsaw.workloads.uafr import CBAM, UAFR, SqueezeExcitation, normalised_entropy
 
 
 def _randomise_bn(module):

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import importlib
 
-from .._checks import closest
-from .base import Case, DatasetError, SegmentationDataset, cache_dir, fold_split
-from .splits import holdout, kfold, nested_subsets, saved_splits
+from dragsaw.workloads._checks import closest
+from dragsaw.workloads.data.base import (
+    Case,
+    DatasetError,
+    SegmentationDataset,
+    cache_dir,
+    fold_split,
+)
+from dragsaw.workloads.data.splits import holdout, kfold, nested_subsets, saved_splits
 
 #: Dataset name (as in configs) -> (module, class).
 DATASETS: dict[str, tuple[str, str]] = {

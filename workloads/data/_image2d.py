@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .base import DatasetError, SegmentationDataset
+from dragsaw.workloads.data.base import DatasetError, SegmentationDataset
 
 #: Names that are never cases: macOS resource forks (``._x``), Finder/Explorer files.
 JUNK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX"})

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import SegmentationDataset, cache_dir
-from .preprocess import Preprocessing, preprocess_2d, preprocess_3d
+from dragsaw.workloads.data.base import SegmentationDataset, cache_dir
+from dragsaw.workloads.data.preprocess import Preprocessing, preprocess_2d, preprocess_3d
 
 
 def source_key(dataset: SegmentationDataset, case_id: str) -> str:

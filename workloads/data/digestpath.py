@@ -8,7 +8,7 @@ import random
 import numpy as np
 from PIL import Image
 
-from ._image2d import (
+from dragsaw.workloads.data._image2d import (
     Dataset2D,
     binary_values,
     decode,
@@ -18,8 +18,8 @@ from ._image2d import (
     resolve,
     to_array,
 )
-from .base import Case, DatasetError
-from .splits import kfold, saved_splits
+from dragsaw.workloads.data.base import Case, DatasetError
+from dragsaw.workloads.data.splits import kfold, saved_splits
 
 #: PIL refuses images over 2 x ``Image.MAX_IMAGE_PIXELS`` (~179 Mpx by default) as possible
 #: decompression bombs. DigestPath slides are tens of thousands of pixels a side, so while

@@ -9,9 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ._image2d import Dataset2D, binary_values, decode, list_folder, pairing_problems, to_array
-from .base import Case, DatasetError
-from .splits import holdout, kfold, saved_splits
+from dragsaw.workloads.data._image2d import (
+    Dataset2D,
+    binary_values,
+    decode,
+    list_folder,
+    pairing_problems,
+    to_array,
+)
+from dragsaw.workloads.data.base import Case, DatasetError
+from dragsaw.workloads.data.splits import holdout, kfold, saved_splits
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
@@ -28,7 +35,9 @@ def _msd(root, classes, options: dict):
         raise ValueError(f"{Path(root) / 'dataset.json'} makes this an MSD-style 3D folder, which takes only "
                          f"`classes`; got 2D-only options {given}")
     try:
-        from .msd import MSDDataset  # 3D/NIfTI code, imported only for 3D folders
+        from dragsaw.workloads.data.msd import (
+            MSDDataset,  # 3D/NIfTI code, imported only for 3D folders
+        )
     except ModuleNotFoundError as exc:
         if exc.name != f"{__package__}.msd":
             raise

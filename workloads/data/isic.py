@@ -14,8 +14,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from ._image2d import Dataset2D, decode, list_folder, pairing_problems, read_binary_mask, to_array
-from .base import Case
+from dragsaw.workloads.data._image2d import (
+    Dataset2D,
+    decode,
+    list_folder,
+    pairing_problems,
+    read_binary_mask,
+    to_array,
+)
+from dragsaw.workloads.data.base import Case
 
 _IMAGE = re.compile(r"^(ISIC_\d{7})\.jpg$")
 _PH2_CASE = re.compile(r"^IMD\d{3}$")

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .cache import CaseCache
-from .transforms import Augment2D, Augment3D, sample_seed
+from dragsaw.workloads.data.cache import CaseCache
+from dragsaw.workloads.data.transforms import Augment2D, Augment3D, sample_seed
 
 
 def image_tensor_2d(image: np.ndarray) -> torch.Tensor:

@@ -8,9 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ._image2d import Dataset2D, decode, list_folder, pairing_problems, read_binary_mask, to_array
-from .base import Case, DatasetError, cache_dir
-from .splits import holdout, saved_splits
+from dragsaw.workloads.data._image2d import (
+    Dataset2D,
+    decode,
+    list_folder,
+    pairing_problems,
+    read_binary_mask,
+    to_array,
+)
+from dragsaw.workloads.data.base import Case, DatasetError, cache_dir
+from dragsaw.workloads.data.splits import holdout, saved_splits
 
 _IMAGE = re.compile(r"^(MCUCXR_\d{4}_([01]))\.png$")
 _IMAGES = "MontgomerySet/CXR_png"

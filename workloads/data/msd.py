@@ -25,8 +25,8 @@ import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
-from .base import Case, DatasetError, SegmentationDataset
-from .splits import kfold, saved_splits
+from dragsaw.workloads.data.base import Case, DatasetError, SegmentationDataset
+from dragsaw.workloads.data.splits import kfold, saved_splits
 
 _JUNK = "._"  # macOS resource forks beside every file of the official tars
 _READ_ERRORS = (OSError, EOFError, zlib.error, ImageFileError, ValueError)

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .base import cache_dir
+from dragsaw.workloads.data.base import cache_dir
 
 
 def kfold(case_ids: Sequence[str], k: int = 5, seed: int = 12345) -> dict[str, list[str]]:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .._checks import closest
+from dragsaw.workloads._checks import closest
 
 _ISIC_FOLDERS = ("ISBI2016_ISIC_Part1_Training_Data", "ISBI2016_ISIC_Part1_Training_GroundTruth",
                  "ISBI2016_ISIC_Part1_Test_Data", "ISBI2016_ISIC_Part1_Test_GroundTruth")
@@ -216,7 +216,9 @@ def write_mc(root, n: int = 24, size: tuple[int, int] = (256, 256), seed: int = 
 
 
 def _write_msd_brain(root, **kw) -> Path:
-    from .synthetic3d import write_msd_brain  # NIfTI code, imported only when asked for
+    from dragsaw.workloads.data.synthetic3d import (
+        write_msd_brain,  # NIfTI code, imported only when asked for
+    )
 
     return write_msd_brain(root, **kw)
 

@@ -8,7 +8,7 @@ recomputed from them. ``case_rows`` turns one case's counts into rows for the
 ``cases`` table.
 """
 
-from .confusion import (
+from dragsaw.workloads.metrics.confusion import (
     BRATS_REGIONS,
     COUNT_FIELDS,
     batch_confusion,
@@ -16,8 +16,15 @@ from .confusion import (
     confusion,
     region_confusion,
 )
-from .scores import EMPTY_RULES, METRICS, accuracy, dice, jaccard, metric_function
-from .summary import CONVENTIONS, case_rows, summarize
+from dragsaw.workloads.metrics.scores import (
+    EMPTY_RULES,
+    METRICS,
+    accuracy,
+    dice,
+    jaccard,
+    metric_function,
+)
+from dragsaw.workloads.metrics.summary import CONVENTIONS, case_rows, summarize
 
 __all__ = [
     "BRATS_REGIONS",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import one_of
+from dragsaw.workloads._checks import one_of
 
 #: Values of ``empty``: how Dice/Jaccard score a class absent from prediction and reference.
 EMPTY_RULES = ("nan", "one")

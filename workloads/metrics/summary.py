@@ -21,8 +21,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .._checks import one_of
-from .scores import EMPTY_RULES, accuracy, check_counts, dice, jaccard, metric_function
+from dragsaw.workloads._checks import one_of
+from dragsaw.workloads.metrics.scores import (
+    EMPTY_RULES,
+    accuracy,
+    check_counts,
+    dice,
+    jaccard,
+    metric_function,
+)
 
 #: Names of the averaging conventions (see the module doc).
 CONVENTIONS = ("paper2d", "foreground")

@@ -13,12 +13,17 @@ Registered: ``deeplabv3plus`` (2D, aligned Xception-65), ``unet`` (2D), ``fcn`` 
 FCN-8s on VGG-16), ``unet3d`` (3D, nnU-Net-style, MONAI DynUNet).
 """
 
-from ._layers import SegmentationModel, scaled
-from ._registry import build_model, model_names, model_options, register_model
-from .deeplabv3plus import DeepLabV3Plus
-from .fcn import FCN8s
-from .unet import UNet
-from .unet3d import UNet3D
+from dragsaw.workloads.models._layers import SegmentationModel, scaled
+from dragsaw.workloads.models._registry import (
+           build_model,
+           model_names,
+           model_options,
+           register_model,
+)
+from dragsaw.workloads.models.deeplabv3plus import DeepLabV3Plus
+from dragsaw.workloads.models.fcn import FCN8s
+from dragsaw.workloads.models.unet import UNet
+from dragsaw.workloads.models.unet3d import UNet3D
 
 __all__ = ["register_model", "build_model", "model_names", "model_options", "SegmentationModel", "scaled",
            "DeepLabV3Plus", "UNet", "FCN8s", "UNet3D"]

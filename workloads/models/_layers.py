@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..plugins.stages import Stage
+from dragsaw.workloads.plugins.stages import Stage
 
 
 def scaled(channels: int, width: float) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from .._checks import closest
+from dragsaw.workloads._checks import closest
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _COMMON = ("in_channels", "num_classes", "width")

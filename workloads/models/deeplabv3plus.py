@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._layers import SegmentationModel, conv_bn_relu, scaled
-from ._registry import register_model
-from .xception import AlignedXception65
+from dragsaw.workloads.models._layers import SegmentationModel, conv_bn_relu, scaled
+from dragsaw.workloads.models._registry import register_model
+from dragsaw.workloads.models.xception import AlignedXception65
 
 
 class ImagePooling(nn.Module):

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._layers import SegmentationModel, conv_bn_relu, scaled
-from ._registry import register_model
+from dragsaw.workloads.models._layers import SegmentationModel, conv_bn_relu, scaled
+from dragsaw.workloads.models._registry import register_model
 
 VGG16 = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 

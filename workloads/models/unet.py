@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._layers import SegmentationModel, conv_bn_relu, scaled
-from ._registry import register_model
+from dragsaw.workloads.models._layers import SegmentationModel, conv_bn_relu, scaled
+from dragsaw.workloads.models._registry import register_model
 
 UPSAMPLING = ("bilinear", "transposed")
 

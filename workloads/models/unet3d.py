@@ -29,8 +29,8 @@ from collections.abc import Sequence
 import torch
 from monai.networks.nets import DynUNet
 
-from ._layers import SegmentationModel, scaled
-from ._registry import register_model
+from dragsaw.workloads.models._layers import SegmentationModel, scaled
+from dragsaw.workloads.models._registry import register_model
 
 
 def _check_strides(strides) -> tuple[int, ...]:

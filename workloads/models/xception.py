@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._layers import scaled
+from dragsaw.workloads.models._layers import scaled
 
 
 class SeparableConv2d(nn.Sequential):

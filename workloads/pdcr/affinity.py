@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_tensor
+from dragsaw.workloads._checks import check_tensor
 
 #: Named ways to score a pair of patches (the option ``affinity`` of the plug-in).
 AFFINITY_KINDS = ("ratio", "dice", "constant", "rigid", "centre_label")

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .affinity import AFFINITY_KINDS
-from .ratios import PHI_KINDS
-from .sampling import SAMPLING_KINDS
+from dragsaw.workloads.pdcr.affinity import AFFINITY_KINDS
+from dragsaw.workloads.pdcr.ratios import PHI_KINDS
+from dragsaw.workloads.pdcr.sampling import SAMPLING_KINDS
 
 Kernel = tuple[int, int, int] | tuple[int, int, int, int]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_tensor
+from dragsaw.workloads._checks import check_tensor
 
 
 def cosine_similarity(v_a: torch.Tensor, v_b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

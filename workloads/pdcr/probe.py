@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .geometry import ReceptiveField
+from dragsaw.workloads.pdcr.geometry import ReceptiveField
 
 
 def _extent(grad: torch.Tensor, axis: int) -> tuple[int, int]:

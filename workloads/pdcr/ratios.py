@@ -16,7 +16,7 @@ import itertools
 
 import torch
 
-from .._checks import check_tensor, one_of
+from dragsaw.workloads._checks import check_tensor, one_of
 
 #: Ways to turn the class counts of a box into its vector phi (paper Table V (a)).
 PHI_KINDS = ("ratio", "l1", "l2", "area")

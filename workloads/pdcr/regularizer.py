@@ -15,13 +15,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .affinity import affinity, centre_label_affinity, constant_affinity, dice_affinity, rigid_affinity
-from .config import PDCRConfig, Site
-from .geometry import ReceptiveField, cell_centres, field_boxes, position_encoding, receptive_field, series_boxes
-from .loss import cosine_similarity, loss_from_similarity
-from .patches import labels_at, patch_masks
-from .ratios import box_counts, check_labels, clip_boxes, integral_image, phi_from_counts
-from .sampling import gather_vectors, grid_positions, random_positions
+from dragsaw.workloads.pdcr.affinity import (
+    affinity,
+    centre_label_affinity,
+    constant_affinity,
+    dice_affinity,
+    rigid_affinity,
+)
+from dragsaw.workloads.pdcr.config import PDCRConfig, Site
+from dragsaw.workloads.pdcr.geometry import (
+    ReceptiveField,
+    cell_centres,
+    field_boxes,
+    position_encoding,
+    receptive_field,
+    series_boxes,
+)
+from dragsaw.workloads.pdcr.loss import cosine_similarity, loss_from_similarity
+from dragsaw.workloads.pdcr.patches import labels_at, patch_masks
+from dragsaw.workloads.pdcr.ratios import (
+    box_counts,
+    check_labels,
+    clip_boxes,
+    integral_image,
+    phi_from_counts,
+)
+from dragsaw.workloads.pdcr.sampling import gather_vectors, grid_positions, random_positions
 
 
 def site_key(site: Site) -> str:

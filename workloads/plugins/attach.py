@@ -13,13 +13,13 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from .._checks import closest
-from ..pdcr.geometry import ReceptiveField
-from ..pdcr.probe import probe_receptive_field
-from ..pdcr.regularizer import PDCR
-from ..uafr import CBAM, UAFR, SqueezeExcitation
-from .config import PluginsConfig
-from .stages import declared_stages
+from dragsaw.workloads._checks import closest
+from dragsaw.workloads.pdcr.geometry import ReceptiveField
+from dragsaw.workloads.pdcr.probe import probe_receptive_field
+from dragsaw.workloads.pdcr.regularizer import PDCR
+from dragsaw.workloads.plugins.config import PluginsConfig
+from dragsaw.workloads.plugins.stages import declared_stages
+from dragsaw.workloads.uafr import CBAM, UAFR, SqueezeExcitation
 
 _MARK = "_dragsaw_plugins"  # attribute on a hooked module: {"reweight"|"pdcr": owner id}
 REWEIGHTING = ("uafr", "se", "cbam")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..pdcr.config import PDCRConfig
+from dragsaw.workloads.pdcr.config import PDCRConfig
 
 
 class _Strict(BaseModel):

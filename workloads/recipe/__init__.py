@@ -1,7 +1,13 @@
 """One trial from data to per-case metrics: ``run_trial(config, report)``."""
 
-from .config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TrialConfig
-from .trial import Trial, complete_plugins, run_trial
+from dragsaw.workloads.recipe.config import (
+           DataConfig,
+           EvalConfig,
+           ModelConfig,
+           TrainConfig,
+           TrialConfig,
+)
+from dragsaw.workloads.recipe.trial import Trial, complete_plugins, run_trial
 
 __all__ = ["run_trial", "Trial", "TrialConfig", "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig",
            "complete_plugins"]

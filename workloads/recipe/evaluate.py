@@ -9,9 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.cache import CaseCache
-from ..data.loading import image_tensor_2d
-from ..metrics import confusion
+from dragsaw.workloads.data.cache import CaseCache
+from dragsaw.workloads.data.loading import image_tensor_2d
+from dragsaw.workloads.metrics import confusion
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..metrics import case_rows, summarize
+from dragsaw.workloads.metrics import case_rows, summarize
 
 
 def primary_convention(dims: int) -> str:

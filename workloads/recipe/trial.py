@@ -19,17 +19,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import fold_split, load_dataset, nested_subsets
-from ..data.cache import CaseCache
-from ..data.loading import TrainingSamples
-from ..data.preprocess import Preprocessing
-from ..models import build_model
-from ..plugins import PluggedModel, PluginsConfig, attach
-from ..runtime import tune_cpu_allocator
-from . import checkpoint
-from .config import TrialConfig
-from .evaluate import case_counts, predict_2d, predict_3d
-from .results import epoch_scores, result_rows
+from dragsaw.workloads.data import fold_split, load_dataset, nested_subsets
+from dragsaw.workloads.data.cache import CaseCache
+from dragsaw.workloads.data.loading import TrainingSamples
+from dragsaw.workloads.data.preprocess import Preprocessing
+from dragsaw.workloads.models import build_model
+from dragsaw.workloads.plugins import PluggedModel, PluginsConfig, attach
+from dragsaw.workloads.recipe import checkpoint
+from dragsaw.workloads.recipe.config import TrialConfig
+from dragsaw.workloads.recipe.evaluate import case_counts, predict_2d, predict_3d
+from dragsaw.workloads.recipe.results import epoch_scores, result_rows
+from dragsaw.workloads.runtime import tune_cpu_allocator
 
 Report = Callable[[dict[str, Any], str], None]
 

@@ -1,6 +1,6 @@
 """UAFR (paper Sec. IV) and the attention blocks it is compared with."""
 
-from .attention import CBAM, SqueezeExcitation
-from .uafr import UAFR, normalised_entropy
+from dragsaw.workloads.uafr.attention import CBAM, SqueezeExcitation
+from dragsaw.workloads.uafr.uafr import UAFR, normalised_entropy
 
 __all__ = ["UAFR", "normalised_entropy", "SqueezeExcitation", "CBAM"]

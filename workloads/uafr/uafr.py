@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .._checks import check_tensor
+from dragsaw.workloads._checks import check_tensor
 
 
 def _layers(spatial_dims: int):

@@ -8,14 +8,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dragsaw.platform.experiment.datasets import folds_of, prepare_datasets
+from dragsaw.platform.experiment.grid import (
+    TrialSpec,
+    canonical_json,
+    resources,
+    trial_config,
+    trial_id,
+)
+from dragsaw.platform.experiment.schema import ExperimentSpec
+from dragsaw.platform.search.schema import SearchSpec
+from dragsaw.platform.search.space import SearchSpace
 from dragsaw.workloads.data import SegmentationDataset
 from dragsaw.workloads.recipe import TrialConfig, complete_plugins
-
-from .datasets import folds_of, prepare_datasets
-from .grid import TrialSpec, canonical_json, resources, trial_config, trial_id
-from .schema import ExperimentSpec
-from .search_schema import SearchSpec
-from .space import SearchSpace
 
 
 @dataclass(frozen=True)

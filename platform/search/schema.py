@@ -10,18 +10,18 @@
       objectives: null             # or [{metric: dice, mode: max}, {metric: train_seconds, mode: min}]
       storage: null                # SQLAlchemy URL; default: SQLite next to the results
       study_name: null             # default: <experiment>.<dataset>
-      space: {...}                 # see dragsaw.platform.spec.space
+      space: {...}                 # see dragsaw.platform.search.space
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from dragsaw.workloads._checks import closest
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .errors import Loc, raise_problems
-from .space import SearchSpace, SpaceError
+from dragsaw.platform.experiment.errors import Loc, raise_problems
+from dragsaw.platform.search.space import SearchSpace, SpaceError
+from dragsaw.workloads._checks import closest
 
 #: Sampler name -> whether it handles several objectives.
 SAMPLERS = {"tpe": True, "random": True, "cmaes": False, "gp": True, "qmc": True, "nsgaii": True, "nsgaiii": True}

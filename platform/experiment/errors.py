@@ -9,9 +9,10 @@ import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from dragsaw.workloads._checks import closest
 from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from dragsaw.workloads._checks import closest
 
 Loc = tuple[str | int, ...]
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -7,11 +7,11 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from dragsaw.workloads.plugins import PluginsConfig
-from dragsaw.workloads.recipe import EvalConfig, ModelConfig, TrainConfig
 from pydantic import ValidationError
 
-from .errors import Loc, as_problems
+from dragsaw.platform.experiment.errors import Loc, as_problems
+from dragsaw.workloads.plugins import PluginsConfig
+from dragsaw.workloads.recipe import EvalConfig, ModelConfig, TrainConfig
 
 #: The parts of a trial config that variants, axes and search parameters may change.
 OVERRIDABLE = ("model", "plugins", "train", "eval")

@@ -11,9 +11,9 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from .configs import part_problems
-from .errors import Loc
-from .space import SearchSpace, SpaceError
+from dragsaw.platform.experiment.configs import part_problems
+from dragsaw.platform.experiment.errors import Loc
+from dragsaw.platform.search.space import SearchSpace, SpaceError
 
 
 class _ProbeTrial:

@@ -8,15 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dragsaw.workloads.data import SegmentationDataset
-from dragsaw.workloads.recipe import TrialConfig, complete_plugins
 from pydantic import ValidationError
 
-from .configs import deep_merge, flatten
-from .datasets import folds_of, prepare_datasets, resolve_root
-from .errors import Problem, SpecError, format_loc
-from .schema import DatasetSpec, ExperimentSpec
-from .variants import combine, components
+from dragsaw.platform.experiment.configs import deep_merge, flatten
+from dragsaw.platform.experiment.datasets import folds_of, prepare_datasets, resolve_root
+from dragsaw.platform.experiment.errors import Problem, SpecError, format_loc
+from dragsaw.platform.experiment.schema import DatasetSpec, ExperimentSpec
+from dragsaw.platform.experiment.variants import combine, components
+from dragsaw.workloads.data import SegmentationDataset
+from dragsaw.workloads.recipe import TrialConfig, complete_plugins
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dragsaw.platform.experiment.errors import Problem, SpecError
+from dragsaw.platform.experiment.schema import DatasetSpec, ExperimentSpec
 from dragsaw.workloads.data import SegmentationDataset, load_dataset
-
-from .errors import Problem, SpecError
-from .schema import DatasetSpec, ExperimentSpec
 
 CV_FOLDS = (0, 1, 2, 3, 4)
 

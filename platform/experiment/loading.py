@@ -22,8 +22,8 @@ import yaml
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import Problem, SpecError, describe, format_loc, relevant
-from .schema import ExperimentSpec
+from dragsaw.platform.experiment.errors import Problem, SpecError, describe, format_loc, relevant
+from dragsaw.platform.experiment.schema import ExperimentSpec
 
 _BOOL = "tag:yaml.org,2002:bool"
 _FLOAT = "tag:yaml.org,2002:float"

@@ -22,8 +22,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .configs import OVERRIDABLE, deep_merge, unflatten
-from .errors import Loc
+from dragsaw.platform.experiment.configs import OVERRIDABLE, deep_merge, unflatten
+from dragsaw.platform.experiment.errors import Loc
 
 LABEL = re.compile(r"^[A-Za-z0-9_.=-]+$")
 _LABEL_RULE = "letters, digits, '_', '.', '=', '-' (no '+', which joins labels)"

@@ -6,10 +6,10 @@ import inspect
 import re
 from typing import Any
 
-from dragsaw.workloads._checks import closest
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from .errors import raise_problems
+from dragsaw.platform.experiment.errors import raise_problems
+from dragsaw.workloads._checks import closest
 
 
 class _Strict(BaseModel):

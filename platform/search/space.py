@@ -32,16 +32,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from dragsaw.platform.experiment.configs import set_path
+from dragsaw.platform.experiment.errors import Loc, as_problems
+from dragsaw.platform.search.conditions import Condition, parse_condition
+from dragsaw.platform.search.distributions import (
+    DISTRIBUTIONS,
+    CategoricalDist,
+    FloatDist,
+    IntDist,
+    SubsetDist,
+)
 from dragsaw.workloads._checks import closest
 from dragsaw.workloads.pdcr.config import PDCRConfig, Site
 from dragsaw.workloads.plugins import CBAMConfig, SEConfig, UAFRConfig
 from dragsaw.workloads.recipe import EvalConfig, TrainConfig
-from pydantic import BaseModel, ValidationError
-
-from .conditions import Condition, parse_condition
-from .configs import set_path
-from .distributions import DISTRIBUTIONS, CategoricalDist, FloatDist, IntDist, SubsetDist
-from .errors import Loc, as_problems
 
 PLACEABLE = ("pdcr", "uafr", "se", "cbam")
 TEMPLATE = "{layer}"

@@ -8,17 +8,17 @@ import json
 from collections.abc import Mapping
 
 import torch
+from torch import nn
+
+from dragsaw.platform.experiment.configs import deep_merge, plugin_layers, unflatten
+from dragsaw.platform.experiment.datasets import fold_problems, folds_of, resolve_root
+from dragsaw.platform.experiment.errors import Loc, format_loc
+from dragsaw.platform.experiment.schema import ExperimentSpec
+from dragsaw.platform.experiment.variants import axis_entries, combine
 from dragsaw.workloads._checks import closest
 from dragsaw.workloads.data import DATASETS, load_dataset
 from dragsaw.workloads.models import build_model, model_names
 from dragsaw.workloads.plugins import declared_stages
-from torch import nn
-
-from .configs import deep_merge, plugin_layers, unflatten
-from .datasets import fold_problems, folds_of, resolve_root
-from .errors import Loc, format_loc
-from .schema import ExperimentSpec
-from .variants import axis_entries, combine
 
 
 class _Models:

@@ -36,8 +36,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from dragsaw.workloads._checks import closest
-from dragsaw.workloads.recipe import EvalConfig, ModelConfig, TrainConfig
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -48,12 +46,14 @@ from pydantic import (
     model_validator,
 )
 
-from .configs import OVERRIDABLE, deep_merge, part_problems, unflatten
-from .errors import Loc, raise_problems
-from .parts import DatasetSpec, Failure, Resources
-from .probe import probe_problems
-from .search_schema import SearchSpec
-from .variants import axis_entries, combine, label_problems
+from dragsaw.platform.experiment.configs import OVERRIDABLE, deep_merge, part_problems, unflatten
+from dragsaw.platform.experiment.errors import Loc, raise_problems
+from dragsaw.platform.experiment.parts import DatasetSpec, Failure, Resources
+from dragsaw.platform.experiment.variants import axis_entries, combine, label_problems
+from dragsaw.platform.search.probe import probe_problems
+from dragsaw.platform.search.schema import SearchSpec
+from dragsaw.workloads._checks import closest
+from dragsaw.workloads.recipe import EvalConfig, ModelConfig, TrainConfig
 
 _NAME = re.compile(r"^[a-z0-9_-]+$")
 
