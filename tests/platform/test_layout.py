@@ -2,6 +2,7 @@
 from the repository root, inside pytest and in Ray workers (STACK-NOTES.md)."""
 
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -36,8 +37,77 @@ def test_package_halves_import_by_their_dragsaw_names():
     import dragsaw.platform.cli as cli
     import dragsaw.workloads.pdcr as pdcr
 
-    assert Path(cli.__file__).resolve().parent == ROOT / "platform"
+    assert Path(cli.__file__).resolve().parent == ROOT / "platform" / "cli"
     assert Path(pdcr.__file__).resolve().parent == ROOT / "workloads" / "pdcr"
+
+
+def test_dragsaw_folder_spells_every_import_path():
+    """Static tools (IDEs, jedi, pyright) run no import hook: ``dragsaw/platform`` and
+    ``dragsaw/workloads`` must be folders on disk that lead to the top-level halves."""
+    assert (ROOT / "dragsaw" / "__init__.py").is_file()
+    for half in ("platform", "workloads"):
+        link = ROOT / "dragsaw" / half
+        assert link.is_symlink() and link.resolve() == ROOT / half
+
+
+def test_no_relative_imports():
+    """Relative imports inside a top-level folder named ``platform`` resolve, for static
+    tools, against the standard library's ``platform``: the code spells imports in full."""
+    import ast
+
+    offenders = []
+    for folder in ("platform", "workloads", "dragsaw"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_go_to_definition_resolves_every_project_import():
+    """jedi (what IDEs use) follows every ``dragsaw.*`` import in platform/ and workloads/
+    to the file and name it means, with nothing installed in its view but the repository."""
+    jedi = pytest.importorskip("jedi")
+    import ast
+
+    project = jedi.Project(str(ROOT), added_sys_path=[], smart_sys_path=False)
+    unresolved, checked = [], 0
+    for folder in ("platform", "workloads"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            source = path.read_text()
+            lines = source.splitlines()
+            script = jedi.Script(source, path=str(path), project=project)
+            for node in ast.walk(ast.parse(source)):
+                if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dragsaw")):
+                    continue
+                for alias in node.names:
+                    line_no = next(i for i in range(node.lineno - 1, len(lines))
+                                   if re.search(rf"\b{alias.name}\b", lines[i]) and i >= node.lineno - 1)
+                    column = re.search(rf"\b{alias.name}\b", lines[line_no]).start()
+                    names = script.goto(line_no + 1, column, follow_imports=True)
+                    checked += 1
+                    if not names or names[0].module_path is None:
+                        unresolved.append(f"{path.relative_to(ROOT)}:{line_no + 1} {node.module}.{alias.name}")
+    assert checked > 250
+    assert unresolved == []
+
+
+@pytest.mark.slow
+def test_wheel_holds_both_halves(tmp_path):
+    """A built wheel carries the linked folders' files under ``dragsaw/``, and no ``platform``
+    or ``workloads`` at its top level."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=600)
+    wheel = next(tmp_path.glob("dragsaw-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "dragsaw/__init__.py" in names
+    assert "dragsaw/platform/cli/__init__.py" in names and "dragsaw/platform/experiment/schema.py" in names
+    assert "dragsaw/workloads/pdcr/__init__.py" in names
+    assert not [n for n in names if n.split("/")[0] in ("platform", "workloads", "tests")]
+    sources = {p.relative_to(ROOT).as_posix() for f in ("platform", "workloads") for p in (ROOT / f).rglob("*.py")}
+    assert sources <= {n.removeprefix("dragsaw/") for n in names}
 
 
 def test_workloads_import_no_orchestration_code():
