@@ -14,7 +14,6 @@ from dragsaw.platform.experiment.errors import Problem, SpecError
 from dragsaw.platform.experiment.grid import (
     TrialSpec,
     baseline_of,
-    canonical_json,
     expand,
     spec_hash,
     trial_id,
@@ -25,7 +24,7 @@ from dragsaw.platform.experiment.schema import DatasetSpec, ExperimentSpec, Fail
 
 __all__ = [
     "load_spec", "validate_spec", "apply_overrides", "check_paths", "expand", "prepare_datasets",
-    "default_folds", "spec_hash", "trial_id", "canonical_json", "variant_names", "baseline_of",
+    "default_folds", "spec_hash", "trial_id", "variant_names", "baseline_of",
     "ExperimentSpec", "DatasetSpec", "Resources", "Failure",
     "TrialSpec", "SpecError", "Problem",
     "deep_merge", "flatten", "unflatten",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from dragsaw.platform.experiment.datasets import folds_of, prepare_datasets, res
 from dragsaw.platform.experiment.errors import Problem, SpecError, format_loc
 from dragsaw.platform.experiment.schema import DatasetSpec, ExperimentSpec
 from dragsaw.platform.experiment.variants import combine, components
+from dragsaw.workloads.canonical import canonical_json, digest
 from dragsaw.workloads.data import SegmentationDataset
 from dragsaw.workloads.recipe import TrialConfig, complete_plugins
 
@@ -41,11 +41,6 @@ class TrialSpec:
     resources: dict = field(hash=False)
 
 
-def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and no whitespace: equal data, equal text."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
 def spec_hash(spec: ExperimentSpec) -> str:
     """sha256 (hex) of the spec's canonical JSON, defaults included (so writing a default
     out does not change it)."""
@@ -55,8 +50,7 @@ def spec_hash(spec: ExperimentSpec) -> str:
 def trial_id(experiment: str, variant: str, dataset: str, fold: Any, fraction: float, seed: int,
              params: Mapping[str, Any]) -> str:
     """16 hex digits of sha256 over (experiment, variant, dataset, fold, fraction, seed, params)."""
-    key = canonical_json([experiment, variant, dataset, str(fold), float(fraction), int(seed), dict(params)])
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    return digest([experiment, variant, dataset, str(fold), float(fraction), int(seed), dict(params)], 16)
 
 
 def trial_config(spec: ExperimentSpec, parts: Mapping[str, Any], d: DatasetSpec, dataset: SegmentationDataset,
@@ -134,5 +128,5 @@ def baseline_of(spec: ExperimentSpec, variant: str) -> str | None:
     raise ValueError(f"variant {variant!r} does not belong to spec {spec.name!r}")
 
 
-__all__ = ["TrialSpec", "expand", "spec_hash", "trial_id", "trial_config", "canonical_json", "variant_names",
+__all__ = ["TrialSpec", "expand", "spec_hash", "trial_id", "trial_config", "variant_names",
            "baseline_of", "resources"]

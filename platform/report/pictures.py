@@ -2,20 +2,19 @@
 store keeps: the trial's config (``config_json``) and its last checkpoint
 (``{store}/_checkpoints/{experiment}/{trial_id}/trial.pt``).
 
-A trial is rebuilt with ``Trial(config)`` and ``load_checkpoint``. The config is the one saved
-in the checkpoint's ``meta.json`` once it is checked to equal the stored ``config_json`` up to
-key order: the checkpoint's config hash is taken over the config's JSON as the trial wrote it,
-and the store keeps that JSON with sorted keys, which changes the hash of configs whose
-free-form parts (``plugins``) were not written in sorted order. Two settings only say where
-the trial ran, so they are adapted to this machine: ``device`` (CPU when the trial ran on a GPU
-and none is here) and ``cache_dir`` (the default cache when the trial's is absent here); then
-only the network weights are loaded (the config hash is still checked). Anything that stops a
-picture (no checkpoint, data not on this machine, a 3D dataset) skips it with a note saying why.
+A trial is rebuilt with ``Trial(config)`` from its stored config, and the checkpoint's network
+weights are loaded once its config hash (``dragsaw.workloads.canonical.config_hash``, the one
+the trial wrote into the checkpoint) is checked to be the stored config's. Two settings only
+say where the trial ran, so they are adapted to this machine before the trial is built:
+``device`` (CPU when the trial ran on a GPU and none is here) and ``cache_dir`` (the default
+cache when the trial's is absent here). What stops a picture for a known reason (no
+checkpoint, a checkpoint of another config, a config this version cannot read, data not on
+this machine, a 3D dataset) skips it with a note saying why; anything else is a bug and fails
+the report.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -78,15 +77,9 @@ def pictures(exp: Experiment, trials: list[TrialRow], max_cases: int) -> tuple[l
             if not t.plugins.get("uafr"):
                 notes.append(f"trial {t.trial_id} ({t.variant}) has no UAFR block: no uncertainty map")
                 continue
-            try:
-                figures.append(_uncertainty(t, trial, Path(work), max_cases))
-            except Exception as err:  # noqa: BLE001 - a picture is never worth failing the report
-                notes.append(f"trial {t.trial_id}: no uncertainty map: {type(err).__name__}: {str(err)[:300]}")
+            figures.append(_uncertainty(t, trial, Path(work), max_cases))
         if rebuilt:
-            try:
-                figure, note = _tsne(rebuilt, Path(work), max_cases)
-            except Exception as err:  # noqa: BLE001
-                figure, note = None, f"t-SNE: {type(err).__name__}: {str(err)[:300]}"
+            figure, note = _tsne(rebuilt, Path(work), max_cases)
             figures += [figure] if figure else []
             notes += [note] if note else []
     return figures, notes
@@ -107,43 +100,44 @@ def _uncertainty(t: TrialRow, trial, work: Path, max_cases: int) -> Figure:
 
 def _rebuild(exp: Experiment, t: TrialRow):
     """(Trial with its trained weights, None) or (None, why not)."""
+    from pydantic import ValidationError
+
+    from dragsaw.workloads.canonical import config_hash
+    from dragsaw.workloads.data import DatasetError
+    from dragsaw.workloads.recipe import Trial, TrialConfig
+    from dragsaw.workloads.recipe import checkpoint as ckpt
+
     where = f"trial {t.trial_id} ({t.variant})"
     if t.config.get("data", {}).get("name", "").startswith("msd_") or t.config.get("model", {}).get("name") == "unet3d":
         return None, f"{where}: pictures are drawn for 2D datasets only"
     try:
+        stored = TrialConfig.model_validate(t.config)
+    except ValidationError as err:
+        return None, f"{where}: its stored config is not one this version can run: {str(err)[:300]}"
+    try:
         directory = CheckpointStore(exp.store_url, exp.name).restore(t.trial_id)
-    except Exception as err:  # noqa: BLE001 - a picture is never worth failing the report
+    except OSError as err:
         return None, f"{where}: cannot read its checkpoint: {type(err).__name__}: {err}"
     if directory is None:
         return None, f"{where}: no stored checkpoint (_checkpoints/{exp.name}/{t.trial_id}/trial.pt): skipped"
     try:
-        import torch
-
-        from dragsaw.workloads.recipe import Trial, TrialConfig
-        from dragsaw.workloads.recipe import checkpoint as ckpt
-
-        stored = TrialConfig.model_validate(t.config)
-        meta = Path(directory) / ckpt.META
-        saved = json.loads(meta.read_text()).get("config") if meta.is_file() else None
-        trained = TrialConfig.model_validate(saved) if saved is not None else stored
-        if _canonical(trained) != _canonical(stored):
-            return None, f"{where}: its checkpoint was written for another config than the stored one: skipped"
-        local = _here(trained, torch.cuda.is_available())
-        trial = Trial(local)
-        if local == trained:
-            trial.load_checkpoint(directory)
-        else:  # weights only, from a checkpoint that must belong to the trained config
-            state = ckpt.load(directory, ckpt.config_hash(trained.model_dump_json()))
-            trial.model.load_state_dict(state["model"])
-        return trial, None
-    except Exception as err:  # noqa: BLE001 - e.g. the dataset is not on this machine
-        return None, f"{where}: cannot be rebuilt here: {type(err).__name__}: {str(err)[:300]}"
+        state = ckpt.load(directory, config_hash(stored))
+    except ckpt.CheckpointMismatch:
+        return None, f"{where}: its checkpoint was written for another config than the stored one: skipped"
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+    try:
+        trial = Trial(_here(stored, _cuda()))
+    except (DatasetError, FileNotFoundError) as err:  # the data is not on this machine
+        return None, f"{where}: cannot be rebuilt here: {type(err).__name__}: {str(err)[:300]}"
+    trial.model.load_state_dict(state["model"])
+    return trial, None
 
 
-def _canonical(config) -> str:
-    return json.dumps(config.model_dump(mode="json"), sort_keys=True)
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _here(config, cuda: bool):

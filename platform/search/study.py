@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 from dragsaw.platform.experiment.datasets import folds_of, prepare_datasets
 from dragsaw.platform.experiment.grid import (
     TrialSpec,
-    canonical_json,
     resources,
     trial_config,
     trial_id,
@@ -19,6 +17,7 @@ from dragsaw.platform.experiment.grid import (
 from dragsaw.platform.experiment.schema import ExperimentSpec
 from dragsaw.platform.search.schema import SearchSpec
 from dragsaw.platform.search.space import SearchSpace
+from dragsaw.workloads.canonical import digest
 from dragsaw.workloads.data import SegmentationDataset
 from dragsaw.workloads.recipe import TrialConfig, complete_plugins
 
@@ -66,7 +65,7 @@ class StudySpec:
 
     def variant(self, params: Mapping[str, Any]) -> str:
         """A sample's variant name: ``search-`` and 8 hex digits of its parameters."""
-        return "search-" + hashlib.sha256(canonical_json(dict(params)).encode()).hexdigest()[:8]
+        return "search-" + digest(dict(params), 8)
 
     def trial(self, params: Mapping[str, Any], fold: int | str | None = None) -> TrialSpec:
         """The trial of one sample (``params`` from ``SearchSpace.suggest``) on ``fold``

@@ -241,6 +241,30 @@ def test_pictures_from_a_real_checkpoint(pics):
     assert "synthetic look-alike data" in html
 
 
+def test_pictures_of_a_trial_run_by_the_trainable_on_another_machine(tmp_path):
+    """The trainable writes the config and the checkpoint (hashed by the trial); the report
+    rebuilds the trial where its cache folder does not exist (so the config is adapted to this
+    machine) and must still find the checkpoint's weights: one config hash on both sides."""
+    from dragsaw.platform.launch.trainable import run_one
+    from dragsaw.workloads.data.synthetic import write_isic2016
+
+    root, cache, url = tmp_path / "isic", tmp_path / "cache", str(tmp_path / "results")
+    write_isic2016(root, n_train=8, n_test=3, size=(72, 96), seed=1)
+    cfg = {"data": {"name": "isic2016", "root": str(root)}, "model": {"name": "unet", "width": 0.125},
+           # plug-in keys not in sorted order, as a spec may write them
+           "plugins": {"uafr": {"num_maps": 2, "layers": ["encoder.2"], "hidden": 4}},
+           "train": {"epochs": 1, "batch_size": 4, "image_size": (64, 64)}, "device": "cpu",
+           "cache_dir": str(cache)}
+    spec = {"experiment": "moved", "trial_id": "moved-uafr", "variant": "uafr", "dataset": "isic2016",
+            "fold": "test", "seed": 0, "params": {}, "config": cfg, "resources": {"cpu": 1}}
+    run_one(spec, {"store_url": url, "spec_hash": "feedc0de", "git_commit": "0123abc", "versions": {}})
+    shutil.rmtree(cache)  # the trial's cache folder is not on the machine that writes the report
+    html = write_report(url, "moved", tmp_path / "out", trials_for_pictures=["moved-uafr"],
+                        max_picture_cases=1).read_text()
+    assert "cannot be rebuilt" not in html and "another config" not in html
+    assert 'id="uncertainty-moved-uafr"' in html
+
+
 def test_cli_report_and_unknown_experiment(store_url, tmp_path, capsys):
     assert main(["report", "--store", store_url, "--experiment", "fig6", "--out", str(tmp_path / "r"),
                  "--pictures", "none"]) == 0

@@ -3,7 +3,6 @@ schedule, scaler, RNG states, curves), written whole into a directory."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -17,8 +16,9 @@ FILE = "trial.pt"
 META = "meta.json"
 
 
-def config_hash(config_json: str) -> str:
-    return hashlib.sha256(config_json.encode()).hexdigest()[:16]
+class CheckpointMismatch(ValueError):
+    """A checkpoint whose ``meta.json`` names another config hash than the trial's
+    (:func:`dragsaw.workloads.canonical.config_hash`): its weights belong to another trial."""
 
 
 def rng_state() -> dict:
@@ -54,13 +54,14 @@ def save(directory: str | Path, payload: dict, meta: dict) -> Path:
 
 
 def load(directory: str | Path, expected_config_hash: str | None = None) -> dict:
-    """Read a checkpoint written by :func:`save`; refuse one made for another config."""
+    """Read a checkpoint written by :func:`save`; refuse one made for another config
+    (:class:`CheckpointMismatch`, when ``expected_config_hash`` is given)."""
     directory = Path(directory)
     path = directory / FILE
     if not path.exists():
         raise FileNotFoundError(f"no trial checkpoint {path} (expected {FILE} written by run_trial)")
     meta = json.loads((directory / META).read_text()) if (directory / META).exists() else {}
     if expected_config_hash and meta.get("config_hash") not in (None, expected_config_hash):
-        raise ValueError(f"checkpoint {directory} was written for another trial config "
+        raise CheckpointMismatch(f"checkpoint {directory} was written for another trial config "
                          f"({meta.get('config_hash')} != {expected_config_hash}); refusing to resume from it")
     return torch.load(path, map_location="cpu", weights_only=True)

@@ -6,7 +6,6 @@ of Ray, Optuna or the result store: ``report(metrics, checkpoint_dir)`` is the s
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import random
 import shutil
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dragsaw.workloads.canonical import config_hash
 from dragsaw.workloads.data import fold_split, load_dataset, nested_subsets
 from dragsaw.workloads.data.cache import CaseCache
 from dragsaw.workloads.data.loading import TrainingSamples
@@ -55,9 +55,7 @@ class Trial:
 
     def __init__(self, config: TrialConfig | dict):
         self.config = cfg = config if isinstance(config, TrialConfig) else TrialConfig.model_validate(config)
-        # Key order of the plug-in dicts must not matter: a config read back from the store
-        # (sorted keys) names the same trial.
-        self.config_hash = checkpoint.config_hash(json.dumps(cfg.model_dump(mode="json"), sort_keys=True))
+        self.config_hash = config_hash(cfg)
         self.device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
                                    else "cpu")
         if self.device.type == "cpu":
@@ -202,7 +200,7 @@ class Trial:
         counts = None
         while self.epoch < cfg.train.epochs:
             start = time.perf_counter()
-            metrics = self.train_epoch()
+            metrics: dict[str, Any] = self.train_epoch()
             self.epoch += 1
             metrics.update(epoch=self.epoch, lr=self.optimizer.param_groups[0]["lr"])
             if self.epoch % cfg.eval.every == 0 or self.epoch == cfg.train.epochs:
