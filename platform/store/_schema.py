@@ -56,6 +56,8 @@ TRIALS = pa.schema(_IDS + [
     pa.field("status", pa.string(), nullable=False),
     # The averaging convention of the headline numbers (paper2d | foreground); null when unknown.
     pa.field("convention", pa.string()),
+    # The grid's data fraction (the config's data.fraction): a grouping key of leaderboards; null when unknown.
+    pa.field("fraction", pa.float64()),
     pa.field("dice", pa.float64()),
     pa.field("jaccard", pa.float64()),
     pa.field("accuracy", pa.float64()),
@@ -133,7 +135,9 @@ def trial_table(trial: Mapping[str, Any]) -> pa.Table:
         raise ValueError(f"trial `error` must be a str or None, but got {type(error).__name__}")
     # Free text is scrubbed of credentials (secret environment values, user:password@ in URLs):
     # a config or a traceback must never carry them into the results.
-    row = dict(ids, status=status, convention=convention,
+    data = trial["config"].get("data") if isinstance(trial["config"], Mapping) else None
+    fraction = _headline(data, "fraction") if isinstance(data, Mapping) else None
+    row = dict(ids, status=status, convention=convention, fraction=fraction,
                **{m: _headline(metrics, m) for m in ("dice", "jaccard", "accuracy")},
                metrics_json=to_json("metrics", metrics),
                params_json=to_json("params", _mapping("params", trial["params"])),
