@@ -13,9 +13,11 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from dragsaw.workloads.plugins import PluggedModel, attach
 from dragsaw.workloads.runtime import tune_cpu_allocator
+from dragsaw.workloads.uafr import UAFR
 
 #: Same as configs/plugins/demo_monai_unet.yaml (a test keeps them equal).
 PLUGINS = {
@@ -56,7 +58,7 @@ def dice(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def _train(with_plugins: bool, steps: int, seed: int, size: int) -> dict:
-    from monai.networks.nets import UNet
+    from monai.networks.nets.unet import UNet
 
     torch.manual_seed(seed)
     net = UNet(spatial_dims=2, in_channels=1, out_channels=2, channels=(16, 32, 64), strides=(2, 2))
@@ -88,9 +90,12 @@ def _train(with_plugins: bool, steps: int, seed: int, size: int) -> dict:
     result = {"dice": dice(pred, test_y.bool()), "step_ms": step_ms,
               "params": sum(p.numel() for p in model.parameters())}
     if plugins:
-        uafr = plugins.reweight["model__0"]
+        uafr, first = plugins.reweight["model__0"], net.model
+        if not isinstance(uafr, UAFR) or not isinstance(first, nn.Sequential):
+            raise TypeError(f"expected a UAFR block on model.0 of a sequential UNet, got "
+                            f"{type(uafr).__name__} on {type(first).__name__}")
         with torch.no_grad():
-            feats = net.model[0](test_x[:4])
+            feats = first[0](test_x[:4])
             result["uncertainty"] = uafr.uncertainty(feats).mean().item()
         result["pdcr_loss"] = reg_total / steps
         plugins.detach()

@@ -14,6 +14,7 @@ from torch import nn
 from dragsaw.workloads.data.cache import CaseCache
 from dragsaw.workloads.data.loading import image_tensor_2d
 from dragsaw.workloads.plugins import PluggedModel, Plugins
+from dragsaw.workloads.uafr import UAFR
 
 
 def _plt():
@@ -45,10 +46,11 @@ def uncertainty_grid(model: nn.Module, plugins: Plugins, cache: CaseCache, case_
     (normalised entropy at ``stage``, upsampled to the image). ``stage`` is a config name
     that carries a UAFR block. Returns the PNG path."""
     key = stage.replace(".", "__")
-    if key not in plugins.reweight or not hasattr(plugins.reweight[key], "uncertainty"):
+    block = plugins.reweight[key] if key in plugins.reweight else None
+    if not isinstance(block, UAFR):
         raise ValueError(f"stage {stage!r} has no UAFR block; UAFR stages: "
                          f"{[k.replace('__', '.') for k in plugins.reweight]}")
-    block, path = plugins.reweight[key], plugins.paths[stage]
+    path = plugins.paths[stage]
     plt = _plt()
     fig, axes = plt.subplots(len(case_ids), 4, figsize=(12, 3 * len(case_ids)), squeeze=False)
     model.eval()

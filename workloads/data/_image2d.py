@@ -162,7 +162,7 @@ def pixel_limit(max_pixels: int | None):
 def fit_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
     """(width, height) scaled so that the longer side is at most ``max_side`` (kept if smaller)."""
     if max_side is None or max(size) <= max_side:
-        return tuple(size)
+        return size[0], size[1]
     scale = max_side / max(size)
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 

@@ -21,6 +21,9 @@ class Case(tuple):
     3D: image (C, D, H, W) float32, label (D, H, W) int64, spacing (D, H, W) in mm.
     """
 
+    spacing: tuple[float, ...] | None
+    case_id: str
+
     def __new__(cls, image: np.ndarray, label: np.ndarray, spacing: tuple[float, ...] | None = None,
                 case_id: str = ""):
         obj = super().__new__(cls, (image, label))

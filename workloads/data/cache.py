@@ -100,7 +100,8 @@ def _atomic_save(path: Path, arrays: dict[str, np.ndarray], compressed: bool) ->
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            (np.savez_compressed if compressed else np.savez)(handle, **arrays)
+            # allow_pickle named so that pyright does not match it against **arrays
+            (np.savez_compressed if compressed else np.savez)(handle, allow_pickle=True, **arrays)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -58,5 +58,7 @@ class TrainingSamples(torch.utils.data.Dataset):
             if self.augment is not None:
                 image, label = self.augment(image, label, seed)
             return image_tensor_2d(image), torch.from_numpy(np.ascontiguousarray(label)).long()
+        if not isinstance(self.augment, Augment3D):
+            raise RuntimeError("3D training samples need an Augment3D (set in __init__)")
         image, label = self.augment(image, label, seed)
         return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(label)).long()

@@ -24,6 +24,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import SpatialImage
 
 from dragsaw.workloads.data.base import Case, DatasetError, SegmentationDataset
 from dragsaw.workloads.data.splits import kfold, saved_splits
@@ -57,11 +58,14 @@ def _indexed_names(meta: dict, key: str, problems: list[str]) -> list[str]:
     return [v for _, v in items]
 
 
-def _load(path: Path):
+def _load(path: Path) -> SpatialImage:
     try:
-        return nib.load(str(path))
+        img = nib.load(str(path))
     except _READ_ERRORS as exc:
         raise DatasetError(f"cannot read NIfTI file {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(img, SpatialImage):
+        raise DatasetError(f"{path} is a {type(img).__name__}, not a NIfTI image with a voxel grid")
+    return img
 
 
 def _data(img, path: Path, dtype=None) -> np.ndarray:
@@ -190,13 +194,14 @@ class MSDDataset(SegmentationDataset):
         if len(shape) not in (3, 4) or channels != len(self.modalities):
             raise DatasetError(f"image {path} has shape {shape} (X, Y, Z[, C]), but {self.meta_path} lists "
                                f"{len(self.modalities)} modalities {self.modalities}")
-        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+        sx, sy, sz = (float(z) for z in img.header.get_zooms()[:3])
+        zooms = (sx, sy, sz)
         if not all(np.isfinite(z) and z > 0 for z in zooms):
             raise DatasetError(f"image {path} has voxel sizes {zooms} in its header; they must be > 0")
         data = _data(img, path, np.float32)
         if data.ndim == 3:
             data = data[..., None]
-        return np.ascontiguousarray(data.transpose(3, 2, 1, 0)), zooms[::-1]
+        return np.ascontiguousarray(data.transpose(3, 2, 1, 0)), (sz, sy, sx)
 
     def _read(self, case_id: str) -> Case:
         image_path, label_path = self.files[case_id]

@@ -18,6 +18,7 @@ With ``empty="one"`` nothing is undefined, and both conventions average every va
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
 
@@ -35,6 +36,15 @@ from dragsaw.workloads.metrics.scores import (
 CONVENTIONS = ("paper2d", "foreground")
 
 
+@overload
+def summarize(per_case_counts, convention: str, metric: str, empty: str = ..., *,
+              background: int | None = ..., per_class: Literal[False] = ...) -> float: ...
+@overload
+def summarize(per_case_counts, convention: str, metric: str, empty: str = ..., *,
+              background: int | None = ..., per_class: Literal[True]) -> np.ndarray: ...
+@overload
+def summarize(per_case_counts, convention: str, metric: str, empty: str = ..., *,
+              background: int | None = ..., per_class: bool) -> float | np.ndarray: ...
 def summarize(per_case_counts, convention: str, metric: str, empty: str = "nan", *,
               background: int | None = 0, per_class: bool = False) -> float | np.ndarray:
     """One dataset-level number (or one per class) from per-case counts.

@@ -96,7 +96,7 @@ class DeepLabV3Plus(SegmentationModel):
         self.in_channels, self.num_classes, self.size_divisor = in_channels, num_classes, output_stride
         self.encoder = AlignedXception65(in_channels, width, output_stride, middle_blocks)
         c256 = scaled(256, width)
-        rates = tuple(r * 16 // output_stride for r in (6, 12, 18))
+        rates = (6 * 16 // output_stride, 12 * 16 // output_stride, 18 * 16 // output_stride)
         self.aspp = ASPP(self.encoder.channels["exit"], c256, rates, float(dropout))
         self.decoder = Decoder(c256, self.encoder.channels["entry1"], scaled(48, width), c256)
         self.classifier = nn.Conv2d(c256, num_classes, 1)

@@ -70,6 +70,12 @@ class FCN8s(SegmentationModel):
 
     spatial_dims = 2
     size_divisor = 32
+    # Added with add_module in __init__ (state-dict keys block1..block5).
+    block1: nn.Sequential
+    block2: nn.Sequential
+    block3: nn.Sequential
+    block4: nn.Sequential
+    block5: nn.Sequential
 
     def __init__(self, *, in_channels: int, num_classes: int, width: float = 1.0, head_channels: int = 1024,
                  dropout: float = 0.5):

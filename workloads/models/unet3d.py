@@ -27,7 +27,7 @@ import math
 from collections.abc import Sequence
 
 import torch
-from monai.networks.nets import DynUNet
+from monai.networks.nets.dynunet import DynUNet
 
 from dragsaw.workloads.models._layers import SegmentationModel, scaled
 from dragsaw.workloads.models._registry import register_model

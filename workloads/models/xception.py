@@ -110,10 +110,10 @@ class AlignedXception65(nn.Module):
             nn.Conv2d(in_channels, c32, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c32), nn.ReLU(inplace=True),
             nn.Conv2d(c32, c64, 3, padding=1, bias=False), nn.BatchNorm2d(c64), nn.ReLU(inplace=True),
         )
-        self.entry1 = XceptionBlock(c64, (c128,) * 3, stride=2, relu_first=False)
-        self.entry2 = XceptionBlock(c128, (c256,) * 3, stride=2)
-        self.entry3 = XceptionBlock(c256, (c728,) * 3, stride=s3)
-        self.middle = nn.Sequential(*[XceptionBlock(c728, (c728,) * 3, dilation=rate) for _ in range(middle_blocks)])
+        self.entry1 = XceptionBlock(c64, (c128, c128, c128), stride=2, relu_first=False)
+        self.entry2 = XceptionBlock(c128, (c256, c256, c256), stride=2)
+        self.entry3 = XceptionBlock(c256, (c728, c728, c728), stride=s3)
+        self.middle = nn.Sequential(*[XceptionBlock(c728, (c728, c728, c728), dilation=rate) for _ in range(middle_blocks)])
         self.exit = ExitFlow(c728, width, block_dilation=rate, dilation=2 * rate)
         self.channels = {"stem": c64, "entry1": c128, "entry2": c256, "middle": c728, "exit": self.exit.out_channels}
         self.strides = {"stem": 2, "entry1": 4, "entry2": 8, "middle": output_stride, "exit": output_stride}

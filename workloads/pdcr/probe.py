@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -90,7 +91,11 @@ def probe_receptive_field(model: nn.Module, layer: str, input_shape: Sequence[in
         raise ValueError(f"`layer` {layer!r} is not a submodule of the model")
     probe = _positive_copy(model)
     captured: list[torch.Tensor] = []
-    handle = dict(probe.named_modules())[layer].register_forward_hook(lambda m, i, o: captured.append(o))
+
+    def keep(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        captured.append(output)
+
+    handle = dict(probe.named_modules())[layer].register_forward_hook(keep)
     gen = torch.Generator().manual_seed(seed)
     x = (torch.rand(trials, *input_shape, generator=gen, dtype=torch.float64) + 0.5).requires_grad_(True)
     try:

@@ -151,7 +151,11 @@ class PDCR(nn.Module):
             if v.dtype in (torch.float16, torch.bfloat16):  # AMP: the loss is computed in float32
                 v = v.float()
             if len(site.layers) == 2:
-                v = self.projections[str(index)][k](v)
+                projections = self.projections[str(index)]
+                if not isinstance(projections, nn.ModuleList):
+                    raise TypeError(f"site {index}: projections must be an nn.ModuleList, not "
+                                    f"{type(projections).__name__}")
+                v = projections[k](v)
             if site.patch == "series":
                 c = cell_centres(pos, feat.shape[2:], image)
                 b = series_boxes(c, sizes)  # (P, B, N, d, 2)

@@ -22,7 +22,10 @@ class CheckpointMismatch(ValueError):
 
 
 def rng_state() -> dict:
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)  # the default, named: numpy's stubs assume False
+    if not isinstance(np_state, tuple):  # a tuple for the MT19937 global generator
+        raise RuntimeError(f"numpy's global random state is a {type(np_state).__name__}, expected the "
+                           "legacy MT19937 tuple")
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],

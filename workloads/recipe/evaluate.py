@@ -36,7 +36,7 @@ def predict_3d(model: torch.nn.Module, cache: CaseCache, case_ids: Sequence[str]
                patch_size: Sequence[int], overlap: float, sw_batch_size: int, autocast: Callable
                ) -> dict[str, np.ndarray]:
     """Class maps of the preprocessed volumes by Gaussian-weighted sliding windows."""
-    from monai.inferers import sliding_window_inference
+    from monai.inferers.utils import sliding_window_inference
 
     out = {}
     for case_id in case_ids:
@@ -45,6 +45,8 @@ def predict_3d(model: torch.nn.Module, cache: CaseCache, case_ids: Sequence[str]
             logits = sliding_window_inference(image, roi_size=tuple(patch_size), sw_batch_size=sw_batch_size,
                                               predictor=model, overlap=overlap, mode="gaussian",
                                               padding_mode="constant")
+        if not isinstance(logits, torch.Tensor):
+            raise TypeError(f"the model returned {type(logits).__name__}; sliding windows need one logits tensor")
         out[case_id] = logits.float().argmax(1)[0].cpu().numpy()
     return out
 

@@ -15,12 +15,13 @@ def primary_convention(dims: int) -> str:
     return "paper2d" if dims == 2 else "foreground"
 
 
-def epoch_scores(counts: dict[str, np.ndarray], classes: Sequence[str], dims: int, empty: str) -> dict[str, float]:
+def epoch_scores(counts: dict[str, np.ndarray], classes: Sequence[str], dims: int, empty: str
+                 ) -> dict[str, float | str]:
     """Headline dice/jaccard/accuracy (primary convention) plus both conventions spelled
     out and per-foreground-class Dice: ``dice``, ``dice_paper2d``, ``dice_foreground``,
     ``dice_<class>`` ..."""
     stacked = np.stack(list(counts.values()))
-    out: dict[str, float] = {}
+    out: dict[str, float | str] = {}
     for metric in ("dice", "jaccard", "accuracy"):
         for convention in ("paper2d", "foreground"):
             out[f"{metric}_{convention}"] = summarize(stacked, convention, metric, empty)
