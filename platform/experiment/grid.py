@@ -16,7 +16,7 @@ from dragsaw.platform.experiment.schema import DatasetSpec, ExperimentSpec
 from dragsaw.platform.experiment.variants import combine, components
 from dragsaw.workloads.canonical import canonical_json, digest
 from dragsaw.workloads.data import SegmentationDataset
-from dragsaw.workloads.recipe import TrialConfig, complete_plugins
+from dragsaw.workloads.recipe import TrialConfig
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,27 @@ class TrialSpec:
     resources: dict = field(hash=False)
 
 
+#: Spec fields that say where results, caches or data live, or how a run is carried out
+#: (per-trial resources, concurrency, retries), not what is run: outside the identity.
+NOT_IDENTITY = ("store", "cache_dir", "description", "smoke", "resources", "concurrency", "failure")
+
+
+def identity(spec: ExperimentSpec) -> dict[str, Any]:
+    """What an experiment runs, as JSON types: the spec without :data:`NOT_IDENTITY`, the
+    datasets' ``root`` folders and a search's ``storage`` URL. The same experiment stored
+    in a relative, absolute, copied, moved or ``s3://`` store, or launched from another
+    working directory or machine, has the same identity."""
+    data = spec.model_dump(mode="json", exclude=set(NOT_IDENTITY))
+    data["datasets"] = [{k: v for k, v in d.items() if k != "root"} for d in data["datasets"]]
+    if data.get("search") is not None:
+        data["search"] = {k: v for k, v in data["search"].items() if k != "storage"}
+    return data
+
+
 def spec_hash(spec: ExperimentSpec) -> str:
-    """sha256 (hex) of the spec's canonical JSON, defaults included (so writing a default
-    out does not change it)."""
-    return hashlib.sha256(canonical_json(spec.model_dump(mode="json")).encode()).hexdigest()
+    """sha256 (hex, 64 digits) of the canonical JSON of :func:`identity`, defaults included
+    (so writing a default out does not change it)."""
+    return hashlib.sha256(canonical_json(identity(spec)).encode()).hexdigest()
 
 
 def trial_id(experiment: str, variant: str, dataset: str, fold: Any, fraction: float, seed: int,
@@ -58,17 +75,16 @@ def trial_config(spec: ExperimentSpec, parts: Mapping[str, Any], d: DatasetSpec,
     """A complete TrialConfig dict (JSON types) for ``parts`` (model/plugins/train/eval) on
     one dataset, fold, fraction and seed. The plug-ins get the dataset's class count; a
     CPU-only trial (``resources.gpus == 0``) runs on the CPU even where a GPU exists."""
-    plugins = complete_plugins(parts.get("plugins"), dataset.num_classes)
     config = {
         "data": {"name": d.name, "root": str(resolve_root(d.root)), "options": dict(d.options), "fold": fold,
                  "fraction": fraction, "subset_seed": d.subset_seed, "max_eval_cases": d.max_eval_cases},
         "model": parts["model"],
-        "plugins": plugins.model_dump(mode="json", exclude_none=True) if plugins is not None else None,
+        "plugins": parts.get("plugins"),
         "train": parts["train"], "eval": parts["eval"], "seed": seed,
         "device": "cpu" if spec.resources.gpus == 0 else "auto",
         "cache_dir": str(resolve_root(spec.cache_dir)) if spec.cache_dir else None,
     }
-    return TrialConfig.model_validate(config).model_dump(mode="json")
+    return TrialConfig.model_validate(config).for_classes(dataset.num_classes).model_dump(mode="json")
 
 
 def resources(spec: ExperimentSpec) -> dict[str, float]:
@@ -128,5 +144,5 @@ def baseline_of(spec: ExperimentSpec, variant: str) -> str | None:
     raise ValueError(f"variant {variant!r} does not belong to spec {spec.name!r}")
 
 
-__all__ = ["TrialSpec", "expand", "spec_hash", "trial_id", "trial_config", "variant_names",
-           "baseline_of", "resources"]
+__all__ = ["TrialSpec", "expand", "spec_hash", "identity", "NOT_IDENTITY", "trial_id", "trial_config",
+           "canonical_json", "variant_names", "baseline_of", "resources"]

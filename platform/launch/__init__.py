@@ -95,17 +95,51 @@ def _synthetic_recipes(spec) -> dict[str, dict]:
 
 
 def _same_spec_or_fail(store_url: str, results, spec, digest: str) -> None:
-    """An experiment name stands for one spec: results of a changed spec under the same name
-    would be mixed into one leaderboard row, so that is refused."""
+    """An experiment name stands for one experiment: results of a changed spec under the same
+    name would be mixed into one leaderboard row, so that is refused. Identity is what is
+    run (``grid.identity``), never where the store, data or working directory are; it is
+    recomputed from the saved spec, so a record written by an older dragsaw compares fairly."""
+    from dragsaw.platform.experiment.grid import identity
+
     try:
         record = load_record(store_url, spec.name)
     except LaunchError:
         return
-    if record.get("spec_hash") != digest and results.completed(spec.name):
+    saved = _saved_identity(record)
+    if saved is None:
+        same = record.get("spec_hash") == digest
+        changed = []
+    else:
+        current = identity(spec)
+        same = saved == current
+        changed = _changed_fields(saved, current)
+    if not same and results.completed(spec.name):
+        what = f"changed: {', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''}" if changed else \
+            f"spec hash {record.get('spec_hash')} != {digest}"
         raise LaunchError(
-            f"experiment {spec.name!r} in {store_url} already has results of a different spec "
-            f"(spec hash {record.get('spec_hash')} != {digest}); run it under another name "
-            f"(--set name=...), or use another store")
+            f"experiment {spec.name!r} in {store_url} already has results of a different spec ({what}); "
+            f"run it under another name (--set name=...), or use another store")
+
+
+def _saved_identity(record: dict) -> dict | None:
+    from dragsaw.platform.experiment.errors import SpecError
+    from dragsaw.platform.experiment.grid import identity
+    from dragsaw.platform.experiment.loading import validate_spec
+
+    try:
+        return identity(validate_spec(record["spec"]))
+    except (SpecError, KeyError, TypeError):
+        return None
+
+
+def _changed_fields(a, b, path: str = "") -> list[str]:
+    """Dotted paths where two JSON-like values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [p for k in sorted(set(a) | set(b), key=str)
+                for p in _changed_fields(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [p for i, (x, y) in enumerate(zip(a, b)) for p in _changed_fields(x, y, f"{path}[{i}]")]
+    return [] if a == b else [path or "(whole spec)"]
 
 
 def _dry_run(spec, store_url: str, echo) -> int:

@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dragsaw.platform.launch.provenance import git_commit, versions
 from dragsaw.platform.store import ResultStore, StoreError
@@ -53,12 +54,31 @@ def prepare_datasets(spec, echo: Callable[[str], None]) -> None:
 
 
 def experiment_record(spec) -> dict:
-    return {"spec": spec.model_dump(mode="json"), "git_commit": git_commit(), "versions": versions()}
+    return {"spec": portable_spec(spec), "git_commit": git_commit(), "versions": versions()}
+
+
+def portable_spec(spec) -> dict:
+    """The spec as JSON types, with local dataset roots and the cache folder made absolute, so
+    that ``dragsaw resume NAME`` finds the same data from any working directory."""
+    from dragsaw.platform.experiment.datasets import resolve_root
+
+    data = spec.model_dump(mode="json")
+    for d in data["datasets"]:
+        if "://" not in d["root"]:
+            d["root"] = str(resolve_root(d["root"]))
+    if data.get("cache_dir") and "://" not in data["cache_dir"]:
+        data["cache_dir"] = str(resolve_root(data["cache_dir"]))
+    return data
+
+
+def _fs(store_url: str) -> tuple[Any, str]:
+    return filesystem(store_url)
 
 
 def save_record(store_url: str, spec, spec_hash: str) -> None:
-    """Keep the validated spec beside the results, for ``dragsaw resume NAME`` and reports."""
-    fs, root = filesystem(store_url)
+    """Keep the validated spec beside the results, for ``dragsaw resume NAME`` and reports.
+    Its ``store`` is informative only: a store is found where it is, never where it was."""
+    fs, root = _fs(store_url)
     folder = f"{root.rstrip('/')}/_experiments/{spec.name}"
     fs.makedirs(folder, exist_ok=True)
     fs.pipe_file(f"{folder}/spec.json", json.dumps({**experiment_record(spec), "spec_hash": spec_hash},
@@ -66,7 +86,9 @@ def save_record(store_url: str, spec, spec_hash: str) -> None:
 
 
 def load_record(store_url: str, name: str) -> dict:
-    fs, root = filesystem(store_url)
+    """The record ``save_record`` wrote for experiment ``name``; LaunchError naming the
+    experiments of the store when there is none."""
+    fs, root = _fs(store_url)
     path = f"{root.rstrip('/')}/_experiments/{name}/spec.json"
     if not fs.exists(path):
         known = [Path(p).name for p in fs.ls(f"{root.rstrip('/')}/_experiments")] if fs.exists(
@@ -87,7 +109,8 @@ def ray_init(address: str | None, num_cpus: int | None = None) -> None:
                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
         if key in os.environ:  # credentials travel in the environment only, never in specs or results
             runtime_env["env_vars"][key] = os.environ[key]
-    kwargs = {"address": address} if address else {"num_cpus": num_cpus, "include_dashboard": False}
+    kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus,
+                                                                    "include_dashboard": False}
     ray.init(runtime_env=runtime_env, log_to_driver=False, configure_logging=False, **kwargs)
 
 
