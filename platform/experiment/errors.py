@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from dragsaw.workloads._checks import closest
 
@@ -113,7 +113,7 @@ def unknown_key_message(key: str, model: type[BaseModel] | None) -> str:
     return f"unknown key {key!r}; {closest(str(key), valid)} (valid keys: {', '.join(valid)})"
 
 
-def describe(error: dict, root: type[BaseModel] | None) -> str:
+def describe(error: ErrorDetails, root: type[BaseModel] | None) -> str:
     """A pydantic error's message, with unknown keys explained against ``root``'s schema."""
     if error["type"] == "extra_forbidden" and root is not None:
         return unknown_key_message(str(error["loc"][-1]), model_at(root, error["loc"][:-1]))
@@ -123,7 +123,7 @@ def describe(error: dict, root: type[BaseModel] | None) -> str:
     return message.removeprefix("Value error, ")
 
 
-def relevant(errors: list[dict]) -> list[dict]:
+def relevant(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     """pydantic's errors without the echoes: a container reported "too short" only because
     an item inside it failed is dropped when that item's own error is present."""
     def inside(e, other):

@@ -103,9 +103,9 @@ def line_of(node: Node | None, loc: Iterable) -> int | None:
                 break
             key_node, node = keys[found[0]]
             line, i = key_node.start_mark.line + 1, found[1]
-        elif isinstance(node, SequenceNode) and isinstance(parts[i], int) and parts[i] < len(node.value):
-            node = node.value[parts[i]]
-            line, i = node.start_mark.line + 1, i + 1
+        elif isinstance(node, SequenceNode) and isinstance(part := parts[i], int) and part < len(node.value):
+            child: Node = node.value[part]
+            node, line, i = child, child.start_mark.line + 1, i + 1
         else:
             break
     return line
@@ -153,14 +153,15 @@ def set_by_path(data: Any, path: str, value: Any) -> None:
                 node[key] = {}
             node, i = node[key], j
         elif isinstance(node, list):
-            if not isinstance(tokens[i], int):
-                raise ValueError(f"{here} is a list: index it as [n], not .{tokens[i]}")
-            if tokens[i] >= len(node):
-                raise ValueError(f"{here} has {len(node)} entries, so [{tokens[i]}] is out of range")
+            index = tokens[i]
+            if not isinstance(index, int):
+                raise ValueError(f"{here} is a list: index it as [n], not .{index}")
+            if index >= len(node):
+                raise ValueError(f"{here} has {len(node)} entries, so [{index}] is out of range")
             if i + 1 == len(tokens):
-                node[tokens[i]] = value
+                node[index] = value
                 return
-            node, i = node[tokens[i]], i + 1
+            node, i = node[index], i + 1
         else:
             raise ValueError(f"{here} is {node!r}, not a mapping or a list, so {format_loc(tokens)} cannot be set")
 

@@ -66,7 +66,7 @@ def axis_entries(axis: str, values: Any) -> list[tuple[Loc, str, dict]]:
                              f"but got {axis!r}")
         if not values:
             raise ValueError("an axis needs at least one value")
-        entries = [((i,), _render(axis, v), {axis: v}) for i, v in enumerate(values)]
+        entries: list[tuple[Loc, str, dict]] = [((i,), _render(axis, v), {axis: v}) for i, v in enumerate(values)]
         labels = [label for _, label, _ in entries]
         repeated = sorted({x for x in labels if labels.count(x) > 1})
         if repeated:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import operator
 from dataclasses import dataclass
+from typing import Any
 
 _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
             ast.Gt: operator.gt, ast.GtE: operator.ge}
@@ -96,7 +97,7 @@ def parse_condition(text: str) -> Condition:
     return Condition(text=text, tree=tree, names=tuple(names), uses_layer=uses_layer)
 
 
-def _eval(node: ast.AST, values: dict, layer: str | None):
+def _eval(node: ast.AST, values: dict, layer: str | None) -> Any:
     name = _dotted(node)
     if name is not None:
         if name == "layer":
@@ -109,7 +110,10 @@ def _eval(node: ast.AST, values: dict, layer: str | None):
     if isinstance(node, ast.UnaryOp):
         if isinstance(node.op, ast.Not):
             return not _eval(node.operand, values, layer)
-        return -node.operand.value
+        value = node.operand.value if isinstance(node.operand, ast.Constant) else None
+        if not isinstance(value, (int, float, complex)):  # parse_condition allows only -<constant>
+            raise TypeError(f"a unary minus applies to a number only, not {ast.unparse(node.operand)}")
+        return -value
     if isinstance(node, ast.BoolOp):
         results = (_eval(v, values, layer) for v in node.values)
         return all(results) if isinstance(node.op, ast.And) else any(results)

@@ -148,8 +148,8 @@ class SubsetDist(_Dist):
         return ",".join(c for c in self.choices if c in chosen)
 
 
-DISTRIBUTIONS: dict[str, type[_Dist]] = {"float": FloatDist, "int": IntDist, "categorical": CategoricalDist,
-                                         "subset": SubsetDist}
 Distribution = FloatDist | IntDist | CategoricalDist | SubsetDist
+DISTRIBUTIONS: dict[str, type[FloatDist] | type[IntDist] | type[CategoricalDist] | type[SubsetDist]] = {
+    "float": FloatDist, "int": IntDist, "categorical": CategoricalDist, "subset": SubsetDist}
 
 __all__ = ["DISTRIBUTIONS", "Distribution", "FloatDist", "IntDist", "CategoricalDist", "SubsetDist", "MAX_SUBSETS"]

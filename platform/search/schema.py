@@ -179,7 +179,8 @@ class SearchSpec(_Strict):
 
     @property
     def modes(self) -> list[str]:
-        return [o.mode for o in self.objectives] if self.objectives else [self.mode]
+        pairs = [(o.metric, o.mode) for o in self.objectives] if self.objectives else [(self.metric, self.mode)]
+        return [metric_mode(metric, mode) for metric, mode in pairs]  # modes are filled in by validation
 
     def scheduler_problems(self, epochs: int) -> list[tuple[Loc, str]]:
         """ASHA's steps against the number of epochs."""
