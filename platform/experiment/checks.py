@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,6 +16,7 @@ from dragsaw.platform.experiment.datasets import fold_problems, folds_of, resolv
 from dragsaw.platform.experiment.errors import Loc, format_loc
 from dragsaw.platform.experiment.schema import ExperimentSpec
 from dragsaw.platform.experiment.variants import axis_entries, combine
+from dragsaw.platform.search.distributions import CategoricalDist
 from dragsaw.workloads._checks import closest
 from dragsaw.workloads.data import DATASETS, load_dataset
 from dragsaw.workloads.models import build_model, model_names
@@ -38,7 +40,8 @@ class _Models:
         name = model.get("name")
         if name not in model_names():
             return None, f"unknown model {name!r}; {closest(str(name), model_names())} (registered: {model_names()})"
-        kwargs = dict(in_channels=1, num_classes=2, width=model.get("width", 1.0), **(model.get("options") or {}))
+        kwargs: dict[str, Any] = dict(in_channels=1, num_classes=2, width=model.get("width", 1.0),
+                                      **(model.get("options") or {}))
         try:
             with torch.device("meta"):  # names only: no memory, no time
                 return build_model(name, **kwargs), None
@@ -116,11 +119,14 @@ def _dataset_problems(spec: ExperimentSpec, models: _Models) -> list[str]:
 
 
 def _search_problems(spec: ExperimentSpec, base: dict, models: _Models, reported: set) -> list[str]:
+    if spec.search is None:
+        return []
     space = spec.search.search_space()
     candidates = [base["model"]]
     if "model.name" in space.names():
-        choices = space.param("model.name").dist.choices
-        candidates = [{**base["model"], "name": c} for c in choices]
+        names = space.param("model.name").dist
+        if isinstance(names, CategoricalDist):
+            candidates = [{**base["model"], "name": c} for c in names.choices]
     problems = []
     for model in candidates:
         problems += _layer_problems((), {**base, "model": model}, models, reported)
@@ -131,7 +137,7 @@ def _search_problems(spec: ExperimentSpec, base: dict, models: _Models, reported
         for p in space.params:
             if p.target[0] != "placement":
                 continue
-            for j, layer in enumerate(p.dist.choices):
+            for j, layer in enumerate(p.layer_choices):
                 if layer not in valid and (model["name"], layer) not in reported:
                     reported.add((model["name"], layer))
                     problems.append(f"{format_loc(('search', 'space', p.name, 'choices', j))}: {layer!r} is not a "

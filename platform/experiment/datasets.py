@@ -36,7 +36,7 @@ def default_folds(dataset: SegmentationDataset, single: bool = False) -> list[in
     when ``single``: a search with objective ``single``)."""
     if "test" in dataset.splits:
         return ["test"]
-    folds = [k for k in CV_FOLDS if f"fold{k}" in dataset.splits]
+    folds: list[int | str] = [k for k in CV_FOLDS if f"fold{k}" in dataset.splits]
     if not folds:
         raise ValueError(f"{dataset.name} has neither a test split nor CV folds (splits: {sorted(dataset.splits)}); "
                          "list the folds to run")

@@ -40,6 +40,7 @@ from dragsaw.platform.search.conditions import Condition, parse_condition
 from dragsaw.platform.search.distributions import (
     DISTRIBUTIONS,
     CategoricalDist,
+    Distribution,
     FloatDist,
     IntDist,
     SubsetDist,
@@ -81,6 +82,13 @@ class Param:
 
     def instance(self, layer: str) -> str:
         return self.name[: -len(TEMPLATE)] + layer
+
+    @property
+    def layer_choices(self) -> list[str]:
+        """The layers a ``placement.<plug-in>`` parameter picks from (its ``subset`` choices)."""
+        if not isinstance(self.dist, SubsetDist):
+            raise TypeError(f"{self.name} is not a placement parameter: its type is {self.dist.type!r}, not subset")
+        return self.dist.choices
 
     @property
     def config_loc(self) -> Loc:
@@ -145,7 +153,7 @@ def _target(name: str, dist) -> tuple:
                      f"{closest(top, _NAMESPACES)}")
 
 
-def parse_distribution(raw: Any):
+def parse_distribution(raw: Any) -> Distribution:
     """A distribution model from its YAML mapping (``type`` picks the kind)."""
     if isinstance(raw, (FloatDist, IntDist, CategoricalDist, SubsetDist)):
         return raw
@@ -209,7 +217,7 @@ class SearchSpace:
         self.layer_domain: list[str] = []
         for p in self.params:
             if p.target[0] == "placement":
-                self.layer_domain += [c for c in p.dist.choices if c not in self.layer_domain]
+                self.layer_domain += [c for c in p.layer_choices if c not in self.layer_domain]
         if any(p.template for p in self.params) and not self.layer_domain:
             problems.append(((), (f"a {TEMPLATE} template draws its layers from placement.<plug-in> parameters, "
                                  "but the space has none")))
@@ -243,6 +251,8 @@ class SearchSpace:
         values: dict[str, Any] = {}
         for p in self.params:
             if p.template:
+                if p.condition is None:  # __init__ rejects such a space
+                    raise SpaceError([((p.name,), f"a {TEMPLATE} template needs a `when` that uses `layer`")])
                 for layer in self.layer_domain:
                     if p.condition(values, layer):
                         values[p.instance(layer)] = _suggest(trial, p.instance(layer), p.dist)
@@ -269,7 +279,7 @@ class SearchSpace:
         """A trial-config dict: ``base`` (model/plugins/train/eval/... as plain dicts) with
         ``params`` (as returned by :meth:`suggest`) applied. Raises ``SpaceError`` when the
         parameters do not make a config (e.g. an option of a plug-in that is not placed)."""
-        unknown = [((name,), f"not a parameter of this space; {closest(name, self.names())}")
+        unknown: list[tuple[Loc, str]] = [((name,), f"not a parameter of this space; {closest(name, self.names())}")
                    for name in params if name not in self._by_name and name not in self._instances]
         if unknown:
             raise SpaceError(unknown)

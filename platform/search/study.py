@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from dragsaw.platform.experiment.datasets import folds_of, prepare_datasets
 from dragsaw.platform.experiment.grid import (
@@ -55,7 +55,7 @@ class StudySpec:
         return self.search.modes
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["maximize", "minimize"]]:
         """Optuna's study directions, one per objective."""
         return ["maximize" if m == "max" else "minimize" for m in self.search.modes]
 
