@@ -36,6 +36,36 @@ def is_junk(name: str) -> bool:
 
 
 def resolve(parent: Path, relative: str) -> tuple[Path | None, list[str]]:
+    """Find the folder ``relative`` for a dataset whose root is ``parent``: ``parent/relative``,
+    else inside the archive's own top folder one level down (``parent/<top>/relative``,
+    e.g. DigestPath's ``Colonoscopy_tissue_segment_dataset/``; one such folder only), else
+    ``parent`` itself when it is that top folder (``relative``'s first component is
+    ``parent``'s name, e.g. root ``.../MontgomerySet``). Returns (path or None, notes)."""
+    path, notes = _resolve_here(parent, relative)
+    if path is not None:
+        return path, notes
+    first, *rest = Path(relative).parts
+    if rest and parent.name == first:
+        path, notes = _resolve_here(parent, str(Path(*rest)))
+        if path is not None:
+            return path, [f"{relative}: the root is the folder {first}/ itself"] + notes
+    found = []
+    if parent.is_dir():
+        for entry in sorted(os.scandir(parent), key=lambda e: e.name):
+            if entry.is_dir() and not is_junk(entry.name):
+                inner, inner_notes = _resolve_here(Path(entry.path), relative)
+                if inner is not None:
+                    found.append((entry.name, inner, inner_notes))
+    if len(found) == 1:
+        top, inner, inner_notes = found[0]
+        return inner, [f"{relative}: found one level down, inside {top}/"] + inner_notes
+    if len(found) > 1:
+        raise DatasetError(f"{relative} is in several folders under {parent}: "
+                           f"{', '.join(f'{top}/' for top, _, _ in found)}; pass the one to use as the root")
+    return None, notes
+
+
+def _resolve_here(parent: Path, relative: str) -> tuple[Path | None, list[str]]:
     """``parent/relative`` component by component; where a component holds only a folder
     of its own name (``X/X/``, a Windows unzip), step into it. Returns (path or None, notes)."""
     path, notes = parent, []

@@ -80,6 +80,12 @@ class SegmentationDataset:
     def _read(self, case_id: str) -> Case:  # pragma: no cover - every loader implements it
         raise NotImplementedError
 
+    def check(self, read: bool = False) -> list[str]:  # pragma: no cover - every loader implements it
+        """Human-readable lines for ``dragsaw datasets check``: what was found against the
+        official counts. ``read=True`` also reads every case and adds one ``unreadable: ...``
+        line per failing file."""
+        raise NotImplementedError
+
     def source_files(self, case_id: str) -> list[Path]:
         """The files a case is read from (for cache keys)."""
         return list(self.files[case_id])

@@ -223,8 +223,10 @@ class MSDDataset(SegmentationDataset):
         label = np.ascontiguousarray(label.transpose(2, 1, 0), dtype=np.int64)
         return Case(image, label, spacing, case_id)
 
-    def check(self) -> list[str]:
-        """What was found against what dataset.json promises, as human-readable lines."""
+    def check(self, read: bool = False) -> list[str]:
+        """What was found against what dataset.json promises, as human-readable lines.
+        ``read=True`` also reads every training case (image and label) and every imagesTs
+        image, and lists the files that fail (slow on the full datasets)."""
         promised, promised_test = self.meta.get("numTraining"), self.meta.get("numTest")
 
         def versus(found: int, n) -> str:
@@ -249,16 +251,41 @@ class MSDDataset(SegmentationDataset):
         if self.unlisted:
             shown = ", ".join(self.unlisted[:5]) + (", ..." if len(self.unlisted) > 5 else "")
             lines.append(f"NOT USED: {len(self.unlisted)} NIfTI files on disk not listed in dataset.json: {shown}")
+        if read:
+            bad = []
+            for cid in self.files:
+                try:
+                    self.read(cid)
+                except DatasetError as exc:
+                    bad.append(f"unreadable: {exc}")
+            for cid in self.unlabeled:
+                try:
+                    self.read_image(cid)
+                except DatasetError as exc:
+                    bad.append(f"unreadable: {exc}")
+            n = len(self.files) + len(self.unlabeled)
+            lines.append(f"read {n - len(bad)} of {n} cases without error "
+                         f"({len(self.files)} training, {len(self.unlabeled)} imagesTs)")
+            lines += bad
         return lines
 
 
 def task_folder(root, task: str) -> Path:
-    """``root/<task>``, or ``root`` itself when it is the task folder (by name)."""
+    """``root/<task>``, ``root`` itself when it is the task folder (by name), or
+    ``root/<top>/<task>`` for exactly one top folder (one level down)."""
     root = Path(root).expanduser()
     candidates = [root, root / task] if root.name == task else [root / task]
     for folder in candidates:
         if (folder / "dataset.json").is_file():
             return folder
+    if root.is_dir():  # one level down: inside a top folder that wraps the task folder
+        inner = sorted(p / task for p in root.iterdir()
+                       if p.is_dir() and not p.name.startswith(".") and (p / task / "dataset.json").is_file())
+        if len(inner) == 1:
+            return inner[0]
+        if inner:
+            raise DatasetError(f"{task} is in several folders under {root}: {', '.join(map(str, inner))}; "
+                               "pass the one to use as the root")
     if not root.is_dir():
         hint = " (that folder does not exist)"
     else:
