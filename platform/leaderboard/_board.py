@@ -1,5 +1,6 @@
-"""``leaderboard``: per (experiment, dataset, variant) mean, std and n over folds and seeds,
-the rank, and paired tests against a baseline, recomputed from the stored counts."""
+"""``leaderboard``: per (experiment, dataset, data fraction, variant) mean, std and n over
+training runs, the rank, and each variant against its baseline with both sources of noise
+(runs and cases), recomputed from the stored counts."""
 
 from __future__ import annotations
 
@@ -11,51 +12,55 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dragsaw.platform.leaderboard._scores import (
-    CONVENTIONS,
-    METRICS,
-    connect,
-    paired_values,
-    trial_scores,
-)
-from dragsaw.platform.leaderboard._stats import holm, paired_tests
+from dragsaw.platform.leaderboard._compare import compare_group
+from dragsaw.platform.leaderboard._family import FROM_SPEC, Family, explicit_family, spec_family
+from dragsaw.platform.leaderboard._scores import CONVENTIONS, METRICS, connect, trial_scores
 from dragsaw.platform.store import ResultStore
 
-_TRIAL_COLUMNS = ["experiment", "dataset", "trial_id", "attempt", "variant", "fold", "seed", "convention"]
+_TRIAL_COLUMNS = ["experiment", "dataset", "trial_id", "attempt", "variant", "fold", "seed", "convention",
+                  "fraction"]
 _CASE_COLUMNS = ["experiment", "trial_id", "attempt", "case_id", "class_index", "tp", "fp", "fn", "tn", "empty"]
-_COMPARISON_KEYS = ("p_value", "p_ttest", "p_wilcoxon", "p_wilcoxon_holm", "n_cases", "delta")
+
+#: (experiment, dataset, fraction): the rows of one board; fraction None when not recorded.
+GroupKey = tuple[str, str, "float | None"]
 
 
 def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset: str | None = None,
-                metric: str = "dice", convention: str | None = None, baseline: str | None = None,
-                variants: list[str] | None = None) -> list[dict]:
-    """One row per (experiment, dataset, variant) over completed trials (latest completed
-    attempt of each trial_id), recomputed from the ``cases`` counts.
+                metric: str = "dice", convention: str | None = None, baseline: str | None = FROM_SPEC,
+                variants: list[str] | None = None, alpha: float = 0.05) -> list[dict]:
+    """One row per (experiment, dataset, data fraction, variant) over completed trials (the
+    latest completed attempt of each trial_id), recomputed from the ``cases`` counts.
 
     metric: "dice" | "jaccard" | "accuracy" (higher is better).
     convention: "paper2d" | "foreground"; None takes the convention stored with the trials
     of each (experiment, dataset) (paper2d for 2D datasets, foreground for 3D).
-    baseline: a variant; every other variant gets paired tests over the same cases (see
-    ``_scores.paired_values``: pairs on fold, seed and case_id; when the two variants' seed
-    sets differ, each case is first averaged over its seeds), Holm-corrected across the
-    variants of each (experiment, dataset).
+    baseline: "spec" (default): each variant is compared with its baseline as the
+    experiment's spec declares it (with axes, ``fcn+pdcr`` with ``fcn+baseline``), and Holm's
+    correction runs over the spec's variants; no comparisons when the store keeps no spec
+    or the spec names no baseline. A variant name: every variant against that one. None:
+    no comparisons.
+    variants: show only these (the baseline is kept; the correction's family stays the spec's).
+    alpha: level of the ``verdict`` (on the Holm-adjusted p-value).
 
-    Row keys: experiment, dataset, rank (1 = best; ties share the lower rank; None when the
-    mean is undefined), variant, metric, convention, empty (the stored empty-reference rule),
-    n (trials = folds x seeds), mean, std (ddof=1; NaN when n = 1); with a baseline also
-    baseline, delta (mean paired difference variant - baseline), n_cases, p_value (Holm-corrected
-    paired t-test), p_ttest, p_wilcoxon, p_wilcoxon_holm (None on the baseline's own row).
-    Rows are sorted by experiment, dataset, rank, variant.
+    Row keys (see ``COLUMNS`` for each one's meaning): experiment, dataset, fraction, rank,
+    variant, metric, convention, empty, n, mean, std, n_runs, n_cases; with a baseline also
+    baseline, delta, ci_low, ci_high, p_boot, p_value, runs_agree, run_effects,
+    effect_size, verdict (None on a baseline's own row). Rows are sorted by experiment,
+    dataset, fraction, rank, variant.
     """
     _one_of("metric", metric, METRICS)
     if convention is not None:
         _one_of("convention", convention, CONVENTIONS)
+    if not 0 < alpha < 1:
+        raise ValueError(f"`alpha` must lie in (0, 1), but got {alpha}")
     store = store if isinstance(store, ResultStore) else ResultStore(store)
     trials = store.completed_trials(experiment, dataset, columns=_TRIAL_COLUMNS)
     if trials.num_rows == 0:
         _explain_empty(store, experiment)
         return []
-    trials = _select_variants(trials, variants, baseline)
+    present = sorted(set(trials.column("variant").to_pylist()))
+    families = _families(store, trials, baseline, present)
+    trials = _select_variants(trials, variants, baseline, families)
     groups = _groups(trials)
     conventions = {key: convention or _stored_convention(store, key, trials, idx) for key, idx in groups.items()}
     convention_of = {i: conventions[key] for key, idx in groups.items() for i in idx}
@@ -65,68 +70,87 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
         scores, empty = trial_scores(con, trials.num_rows)
         variant_col = trials.column("variant").to_pylist()
         boards = []
-        for key, idx in sorted(groups.items()):
+        for key, idx in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
             by_variant: dict[str, list[int]] = defaultdict(list)
             for i in idx:
                 if empty[i] is not None:  # trials without case rows have nothing to score
                     by_variant[variant_col[i]].append(i)
             boards.append((key, by_variant, _group_rows(key, by_variant, scores, empty, metric, conventions[key])))
-        if baseline is not None:
-            _compare(con, trials, boards, baseline)
+        if any(families.values()):
+            values = _case_table(con)
+            for key, by_variant, rows in boards:
+                family = families.get(key[0])
+                if family is not None:
+                    _check_baseline(key, by_variant, family, explicit=baseline not in (None, FROM_SPEC))
+                    compare_group(rows, by_variant, family, values, trials, alpha)
     finally:
         con.close()
     return [row for _, _, rows in boards
             for row in sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["variant"]))]
 
 
-def _group_rows(key, by_variant: dict[str, list[int]], scores, empty, metric, convention) -> list[dict]:
-    experiment, dataset = key
+def _families(store, trials: pa.Table, baseline: str | None, present: list[str]) -> dict[str, Family | None]:
+    """experiment -> the family of comparisons (None: no comparisons there)."""
+    experiments = sorted(set(trials.column("experiment").to_pylist()))
+    if baseline is None:
+        return dict.fromkeys(experiments)
+    if baseline == FROM_SPEC:
+        return {e: spec_family(store, e) for e in experiments}
+    if baseline not in present:
+        raise ValueError(f"`baseline` {baseline!r} has no completed trials here; {_hint(baseline, present)} "
+                         f"(or `spec` for the spec's, `none` for no comparisons)")
+    out = {}
+    for e in experiments:
+        spec = spec_family(store, e)
+        names = list(spec.members) if spec is not None else present
+        out[e] = explicit_family(baseline, names)
+    return out
+
+
+def _check_baseline(key, by_variant: dict[str, list[int]], family: Family, explicit: bool) -> None:
+    needed = {family.baseline_of(v) for v in by_variant} - {None}
+    missing = sorted(b for b in needed if b not in by_variant)
+    if missing and explicit:
+        raise ValueError(f"`baseline` {missing[0]!r} has no completed trials with cases in experiment={key[0]!r}, "
+                         f"dataset={key[1]!r}, fraction={key[2]!r}; variants there: {sorted(by_variant)} "
+                         f"(choose one, or filter with experiment=/dataset=)")
+
+
+def _group_rows(key: GroupKey, by_variant: dict[str, list[int]], scores, empty, metric, convention) -> list[dict]:
+    experiment, dataset, fraction = key
     rows = []
     for variant, members in by_variant.items():
         values = scores[members]
         rules = sorted({r for i in members for r in empty[i].split(",")})
-        rows.append({"experiment": experiment, "dataset": dataset, "rank": None, "variant": variant,
-                     "metric": metric, "convention": convention, "empty": ",".join(rules), "n": len(members),
-                     "mean": float(np.mean(values)),
-                     "std": float(np.std(values, ddof=1)) if len(members) > 1 else math.nan})
-    _rank(rows)
+        rows.append({"experiment": experiment, "dataset": dataset, "fraction": fraction, "rank": None,
+                     "variant": variant, "metric": metric, "convention": convention, "empty": ",".join(rules),
+                     "n": len(members), "mean": float(np.mean(values)),
+                     "std": float(np.std(values, ddof=1)) if len(members) > 1 else math.nan,
+                     "n_runs": len(members), "n_cases": None})
+    rank(rows)
     return rows
 
 
-def _rank(rows: list[dict]) -> None:
-    """Competition ranking by mean, higher is better: 1, 2, 2, 4; undefined means get None."""
+def rank(rows: list[dict]) -> None:
+    """Competition ranking by ``mean``, higher is better: tied means share the better rank
+    (1, 2, 2, 4); undefined means get None. Fills ``rank`` in place."""
     means = [r["mean"] for r in rows if not math.isnan(r["mean"])]
     for r in rows:
         if not math.isnan(r["mean"]):
             r["rank"] = 1 + sum(m > r["mean"] for m in means)
 
 
-def _compare(con, trials: pa.Table, boards: list, baseline: str) -> None:
-    """Paired tests of every variant against ``baseline`` within each (experiment, dataset),
-    Holm-corrected there; fills the comparison keys of the rows in place."""
-    seeds = trials.column("seed").to_pylist()
-    comparisons, targets = [], []
-    for key, by_variant, rows in boards:
-        if baseline not in by_variant:
-            raise ValueError(f"`baseline` {baseline!r} has no completed trials with cases in "
-                             f"experiment={key[0]!r}, dataset={key[1]!r}; variants there: {sorted(by_variant)} "
-                             f"(choose one, or filter with experiment=/dataset=)")
-        base = by_variant[baseline]
-        for r in rows:
-            r["baseline"] = baseline
-            r.update(dict.fromkeys(_COMPARISON_KEYS))
-            if r["variant"] != baseline:
-                members = by_variant[r["variant"]]
-                by_seed = {seeds[i] for i in members} == {seeds[i] for i in base}
-                comparisons.append((base, members, by_seed))
-                targets.append(r)
-    for r, (x, b) in zip(targets, paired_values(con, trials, comparisons)):
-        r.update(paired_tests(x, b))
-    for _, _, rows in boards:
-        others = [r for r in rows if r["variant"] != baseline]
-        for column, corrected in (("p_ttest", "p_value"), ("p_wilcoxon", "p_wilcoxon_holm")):
-            for r, p in zip(others, holm([r[column] for r in others])):
-                r[corrected] = p
+def _case_table(con) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """trial index -> (case codes, case values) of its defined cases, sorted by case."""
+    rows = con.execute("SELECT t, case_id, value FROM case_values WHERE value IS NOT NULL ORDER BY t, case_id"
+                       ).fetchnumpy()
+    t = np.asarray(rows["t"], np.int64)
+    case = np.asarray(rows["case_id"], np.int64)
+    value = np.asarray(rows["value"], np.float64)
+    bounds = np.flatnonzero(np.diff(t)) + 1
+    starts = np.concatenate([[0], bounds]) if t.size else np.array([], np.int64)
+    ends = np.concatenate([bounds, [t.size]]) if t.size else np.array([], np.int64)
+    return {int(t[s]): (case[s:e], value[s:e]) for s, e in zip(starts.tolist(), ends.tolist())}
 
 
 def _case_codes(cases: pa.Table) -> pa.Table:
@@ -139,22 +163,31 @@ def _case_codes(cases: pa.Table) -> pa.Table:
                             pc.index_in(column, value_set=unique))
 
 
-def _groups(trials: pa.Table) -> dict[tuple[str, str], list[int]]:
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, key in enumerate(zip(trials.column("experiment").to_pylist(), trials.column("dataset").to_pylist())):
+def _groups(trials: pa.Table) -> dict[GroupKey, list[int]]:
+    groups: dict[GroupKey, list[int]] = defaultdict(list)
+    keys = zip(trials.column("experiment").to_pylist(), trials.column("dataset").to_pylist(),
+               trials.column("fraction").to_pylist())
+    for i, key in enumerate(keys):
         groups[key].append(i)
     return dict(groups)
 
 
-def _select_variants(trials: pa.Table, variants, baseline) -> pa.Table:
+def _sort_key(key: GroupKey) -> tuple:
+    return (key[0], key[1], key[2] is None, key[2] or 0.0)
+
+
+def _select_variants(trials: pa.Table, variants, baseline, families) -> pa.Table:
     present = sorted(set(trials.column("variant").to_pylist()))
     wanted = list(variants) if variants is not None else None
-    for name in (wanted or []) + ([baseline] if baseline is not None else []):
+    for name in wanted or []:
         if name not in present:
             raise ValueError(f"variant {name!r} has no completed trials here; {_hint(name, present)}")
     if wanted is None:
         return trials
-    keep = set(wanted) | ({baseline} if baseline is not None else set())
+    keep = set(wanted)
+    for family in families.values():  # each shown variant keeps its baseline
+        if family is not None:
+            keep |= {family.baseline_of(v) for v in wanted} - {None}
     mask = pa.array([v in keep for v in trials.column("variant").to_pylist()])
     return trials.filter(mask)
 

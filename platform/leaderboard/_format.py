@@ -9,28 +9,44 @@ import json
 import math
 from collections.abc import Sequence
 
+from dragsaw.platform.leaderboard._columns import legend as legend_text
+
 FORMATS = ("table", "markdown", "csv", "json")
 
 #: Columns shown as p-values (3 significant digits) rather than scores (4 decimals).
-_P_COLUMNS = {"p_value", "p_ttest", "p_wilcoxon", "p_wilcoxon_holm"}
+_P_COLUMNS = {"p_value", "p_boot", "p_holm", "p_wilcoxon", "p_nemenyi", "friedman_p"}
 
 
-def format_rows(rows: Sequence[dict], fmt: str = "table") -> str:
+def format_rows(rows: Sequence[dict], fmt: str = "table", legend: bool = False) -> str:
     """``rows`` (dicts, e.g. from ``leaderboard``) as "table" (aligned plain text), "markdown",
-    "csv" or "json" (a list of the dicts, NaN -> null). Columns are the union of the rows' keys
-    in first-seen order; a missing or undefined value shows as "-" (empty in CSV)."""
+    "csv" or "json" (a list of the dicts, NaN -> null, also inside lists). Columns are the union
+    of the rows' keys in first-seen order; a missing or undefined value shows as "-" (empty in
+    CSV); lists (run_effects) as space-separated values. legend: under a table or Markdown,
+    what each known column means (``COLUMNS``)."""
     if fmt not in FORMATS:
         raise ValueError(f"`fmt` must be one of {list(FORMATS)}, but got {fmt!r}")
     rows = [dict(r) for r in rows]
     if fmt == "json":
-        return json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows], indent=2)
+        return json.dumps([{k: _json_value(v) for k, v in r.items()} for r in rows], indent=2, allow_nan=False)
     columns = list(dict.fromkeys(k for r in rows for k in r))
+    text = _text(rows, columns, fmt)
+    if legend and fmt in ("table", "markdown") and rows:
+        lines = legend_text(columns).splitlines()
+        if fmt == "markdown":
+            text += "\n\n" + "\n".join(f"- `{line.split(maxsplit=1)[0]}`: {line.split(maxsplit=1)[1]}"
+                                          for line in lines)
+        else:
+            text += "\n\nColumns:\n" + "\n".join("  " + line for line in lines)
+    return text
+
+
+def _text(rows: list[dict], columns: list[str], fmt: str) -> str:
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         for r in rows:
-            writer.writerow(["" if _missing(r.get(c)) else r.get(c) for c in columns])
+            writer.writerow(["" if _missing(r.get(c)) else _list_text(r.get(c)) for c in columns])
         return out.getvalue()
     cells = [[_cell(c, r.get(c)) for c in columns] for r in rows]
     if fmt == "markdown":
@@ -77,11 +93,21 @@ def _mean_std(mean, std, digits: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def _list_text(value):
+    if isinstance(value, (list, tuple)):
+        return " ".join("-" if _missing(v) else (f"{v:+.4f}" if isinstance(v, float) else str(v)) for v in value)
+    return value
+
+
 def _cell(column: str, value) -> str:
     if _missing(value):
         return "-"
+    if isinstance(value, (list, tuple)):
+        return _list_text(value)
     if isinstance(value, float):
-        return f"{value:.3g}" if column in _P_COLUMNS else f"{value:.4f}"
+        if column in _P_COLUMNS:
+            return "<0.0001" if value < 1e-4 else f"{value:.3g}"
+        return f"{value:g}" if column in ("fraction", "mean_rank", "cd") else f"{value:.4f}"
     return str(value)
 
 
@@ -96,4 +122,8 @@ def _is_number(value) -> bool:
 def _json_value(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
     return value

@@ -12,13 +12,11 @@ take about a tenth of a second; tests check equality with ``summarize``:
 - ``foreground``: class 0 (background) dropped; per class, mean over cases ignoring
   undefined ones; per trial, the mean of the class means (undefined if any class is).
 
-For paired tests the unit is the case: its value is the paper2d case value, or for
-``foreground`` the mean over its foreground classes ignoring undefined ones.
+For comparisons with a baseline the unit is the case of one run: its value is the paper2d
+case value, or for ``foreground`` the mean over its foreground classes ignoring undefined ones.
 """
 
 from __future__ import annotations
-
-from itertools import pairwise
 
 import duckdb
 import numpy as np
@@ -51,7 +49,7 @@ def connect(trials: pa.Table, cases: pa.Table, metric: str, convention_of: dict[
     """A DuckDB connection with the view ``class_values`` (trial index ``t``, fg, case_id,
     class_index, empty, value): the metric of every case and class the trial's convention
     averages (background dropped for ``foreground``), and the table ``case_values`` (t, fg,
-    case_id, value, e0, e1): per case, the mean over those classes (the unit of paired tests).
+    case_id, value, e0, e1): per case, the mean over those classes (the unit of comparisons).
 
     trials: one row per selected trial (experiment, trial_id, attempt ...), its row number is
     ``t``; only case rows written by that attempt count.
@@ -104,40 +102,3 @@ def trial_scores(con: duckdb.DuckDBPyConnection, n_trials: int) -> tuple[np.ndar
     for t, e0, e1 in zip(index.tolist(), rows["e0"].tolist(), rows["e1"].tolist()):
         empty[t] = e0 if e0 == e1 else f"{e0},{e1}"
     return out, empty
-
-
-def paired_values(con: duckdb.DuckDBPyConnection, trials: pa.Table,
-                  comparisons: list[tuple[list[int], list[int], bool]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Paired per-case values for each comparison (baseline trials, other trials, by_seed), all
-    in one query: pairs on (fold, seed, case_id), or, with ``by_seed=False``, on (fold, case_id)
-    after averaging each case over seeds; cases undefined on either side are dropped.
-    Returns one (other, baseline) pair of float64 arrays per comparison, in a fixed order."""
-    cols: dict[str, list] = {"c": [], "t": [], "side": [], "by_seed": []}
-    for c, (base, other, by_seed) in enumerate(comparisons):
-        for side, members in ((0, base), (1, other)):
-            cols["c"] += [c] * len(members)
-            cols["t"] += list(members)
-            cols["side"] += [side] * len(members)
-            cols["by_seed"] += [by_seed] * len(members)
-    con.register("sides", pa.table({"c": pa.array(cols["c"], pa.int64()), "t": pa.array(cols["t"], pa.int64()),
-                                    "side": pa.array(cols["side"], pa.int8()),
-                                    "by_seed": pa.array(cols["by_seed"], pa.bool_())}))
-    con.register("meta", pa.table({"t": pa.array(np.arange(trials.num_rows), pa.int64()),
-                                   "fold": trials.column("fold"), "seed": trials.column("seed")}))
-    rows = con.execute(f"""
-        WITH v AS (
-            SELECT s.c, s.side, m.fold, CASE WHEN s.by_seed THEN m.seed ELSE 0 END AS seed, v.case_id,
-                   {_MEAN.format('v.value')} AS value
-            FROM case_values v JOIN sides s USING (t) JOIN meta m USING (t)
-            WHERE v.value IS NOT NULL
-            GROUP BY ALL
-        )
-        SELECT x.c, x.value AS x, b.value AS b
-        FROM v x JOIN v b ON x.c = b.c AND x.fold = b.fold AND x.seed = b.seed AND x.case_id = b.case_id
-        WHERE x.side = 1 AND b.side = 0
-        ORDER BY x.c, x.fold, x.seed, x.case_id
-    """).fetchnumpy()
-    c = np.asarray(rows["c"], dtype=np.int64)
-    x, b = np.asarray(rows["x"], dtype=np.float64), np.asarray(rows["b"], dtype=np.float64)
-    bounds = np.searchsorted(c, np.arange(len(comparisons) + 1))
-    return [(x[lo:hi], b[lo:hi]) for lo, hi in pairwise(bounds.tolist())]

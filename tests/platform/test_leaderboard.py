@@ -1,6 +1,7 @@
-"""Leaderboards on hand-computed results: means, std, n, ranks under both conventions, paired
-tests against a baseline with Holm's correction, formats, and the same answer from a local
-folder and from S3 (a real moto_server)."""
+"""Leaderboards on hand-computed results: means, std, n, ranks under both conventions,
+comparisons with a baseline (per-run effects and deltas by hand), formats, and the same answer
+from a local folder and from S3 (a real moto_server). The statistics themselves are tested in
+test_leaderboard_stats.py, the spec's baseline and the grid's axes in test_leaderboard_spec.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from dragsaw.platform.leaderboard import (
     CONVENTIONS,
@@ -20,7 +20,6 @@ from dragsaw.platform.leaderboard import (
     format_rows,
     holm,
     leaderboard,
-    paired_tests,
 )
 from dragsaw.platform.store import ResultStore
 
@@ -126,42 +125,49 @@ def test_foreground_convention(hand_store):
     assert {r["convention"] for r in rows} == {"foreground"}
 
 
-def _expected_tests(per_case, variant, baseline="A"):
-    pairs = [(x, b) for x, b in zip(per_case[variant], per_case[baseline]) if x is not None and b is not None]
-    x, b = np.array(pairs).T
-    # Differences rounded as the leaderboard does (1.0 - 0.9 and 0.9 - 0.8 are the same 0.1).
-    return {"n_cases": len(pairs), "delta": float(np.mean(x - b)), "p_ttest": stats.ttest_rel(x, b).pvalue,
-            "p_wilcoxon": stats.wilcoxon(np.round(x - b, 12)).pvalue}
+def _run_effects(per_case, variant, baseline="A"):
+    """Each seed's mean paired difference over the cases defined on both sides, by hand."""
+    effects = []
+    for seed in (0, 1):
+        pairs = [(x, b) for x, b in zip(per_case[variant][3 * seed: 3 * seed + 3],
+                                        per_case[baseline][3 * seed: 3 * seed + 3]) if x is not None and b is not None]
+        effects.append(float(np.mean([x - b for x, b in pairs])))
+    return effects
 
 
 @pytest.mark.parametrize("convention, per_case", [("paper2d", PAPER2D), ("foreground", FOREGROUND)])
-def test_paired_tests_against_baseline_holm_corrected(hand_store, convention, per_case):
+def test_comparisons_against_baseline(hand_store, convention, per_case):
     rows = leaderboard(hand_store, experiment="hand", baseline="A", convention=convention)
     got = by_variant(rows)
-    exp = {v: _expected_tests(per_case, v) for v in ("B", "C")}
     for v in ("B", "C"):
-        for key in ("n_cases", "delta", "p_ttest", "p_wilcoxon"):
-            assert got[v][key] == pytest.approx(exp[v][key], rel=1e-9), (v, key)
-        assert got[v]["baseline"] == "A"
-    # Holm over the two comparisons, by hand: the smaller p times 2, the larger times 1 (but not below it).
-    for raw, corrected in (("p_ttest", "p_value"), ("p_wilcoxon", "p_wilcoxon_holm")):
-        low, high = sorted(("B", "C"), key=lambda v: exp[v][raw])
-        assert got[low][corrected] == pytest.approx(min(1.0, 2 * exp[low][raw]))
-        assert got[high][corrected] == pytest.approx(max(min(1.0, 2 * exp[low][raw]), exp[high][raw]))
-    assert all(got["A"][k] is None for k in ("p_value", "p_ttest", "p_wilcoxon", "n_cases", "delta"))
-    assert got["B"]["n_cases"] == 6 and got["C"]["n_cases"] == (6 if convention == "paper2d" else 4)
-    assert got["B"]["delta"] == pytest.approx(0.7 / 6)  # differences 0.1 x 5 and 0.2, by hand
+        effects = _run_effects(per_case, v)
+        assert got[v]["run_effects"] == pytest.approx(effects, abs=1e-6), v
+        assert got[v]["delta"] == pytest.approx(np.mean(effects), rel=1e-9), v
+        assert got[v]["baseline"] == "A" and got[v]["n_runs"] == 2
+        assert got[v]["ci_low"] <= got[v]["delta"] <= got[v]["ci_high"]
+        assert got[v]["runs_agree"] == f"{sum(np.sign(e) == np.sign(np.mean(effects)) for e in effects)}/2"
+    # B beats A by 0.1 on 5 of 6 (seed, case) pairs and by 0.2 on one: run effects 0.1 and 0.1333.
+    assert got["B"]["run_effects"] == pytest.approx([0.1, 0.4 / 3], abs=1e-6)
+    assert got["B"]["n_cases"] == 3 and got["C"]["n_cases"] == (3 if convention == "paper2d" else 2)
+    # Holm over the family {B, C} (no spec: the variants present): the smaller p doubled.
+    low, high = sorted(("B", "C"), key=lambda v: got[v]["p_boot"])
+    assert got[low]["p_value"] == pytest.approx(min(1.0, 2 * got[low]["p_boot"]))
+    assert got[high]["p_value"] == pytest.approx(max(got[low]["p_value"], got[high]["p_boot"]))
+    assert all(got["A"][k] is None for k in ("p_value", "p_boot", "delta", "ci_low", "ci_high", "runs_agree"))
+    assert got["A"]["n_runs"] == 2 and got["A"]["n_cases"] is None
 
 
-def test_seeds_differ_average_cases_over_seeds_first(local_store_url):
+def test_seeds_differ_runs_unpaired(local_store_url):
+    """Runs with other seeds are not pairs: each side's runs are drawn on their own, over the
+    same cases."""
     store = ResultStore(local_store_url)
     write_hand(store, variants={"A": HAND["A"], "B": HAND["B"]}, seeds_of={"B": {0: 10, 1: 11}})
     got = by_variant(leaderboard(store, baseline="A"))
-    # Averaged over seeds: A c1..c3 = 0.75, 0.9, 0.55; B = 0.85, 1.0, 0.7.
-    a, b = np.array([0.75, 0.9, 0.55]), np.array([0.85, 1.0, 0.7])
-    assert got["B"]["n_cases"] == 3 and got["B"]["delta"] == pytest.approx(np.mean(b - a))
-    assert got["B"]["p_ttest"] == pytest.approx(stats.ttest_rel(b, a).pvalue)
-    assert got["B"]["p_value"] == pytest.approx(got["B"]["p_ttest"])  # one comparison: Holm is the identity
+    # Run means: A 0.76667, 0.7; B 0.86667, 0.83333 -> delta 0.85 - 0.73333.
+    assert got["B"]["delta"] == pytest.approx(0.85 - 0.7333333333)
+    assert got["B"]["run_effects"] == pytest.approx([0.8666667 - 0.7333333, 0.8333333 - 0.7333333], abs=1e-6)
+    assert got["B"]["n_runs"] == 2 and got["B"]["n_cases"] == 3 and got["B"]["runs_agree"] == "2/2"
+    assert got["B"]["p_value"] == pytest.approx(got["B"]["p_boot"])  # one comparison: Holm is the identity
 
 
 def test_holm_hand_case():
@@ -173,13 +179,6 @@ def test_holm_hand_case():
     assert holm([0.9, 0.8]) == [1.0, 1.0] and holm([]) == []  # 2 x .8 capped at 1; then max(1, .9)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         holm([1.5])
-
-
-def test_paired_tests_degenerate_cases():
-    same = paired_tests(np.array([0.5, 0.6, 0.7]), np.array([0.5, 0.6, 0.7]))
-    assert same == {"n_cases": 3, "delta": 0.0, "p_ttest": 1.0, "p_wilcoxon": 1.0}
-    one = paired_tests(np.array([0.5]), np.array([0.4]))
-    assert one["n_cases"] == 1 and math.isnan(one["p_ttest"]) and math.isnan(one["p_wilcoxon"])
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -248,7 +247,7 @@ def test_formats(hand_store):
     data = json.loads(format_rows(rows, "json"))
     assert [r["variant"] for r in data] == ["B", "C", "A"]
     required = {"experiment", "dataset", "variant", "metric", "convention", "mean", "std", "n", "rank", "p_value",
-                "p_ttest", "p_wilcoxon", "p_wilcoxon_holm", "n_cases", "delta"}
+                "n_runs", "n_cases", "ci_low", "ci_high", "runs_agree", "delta", "fraction"}
     assert all(required <= set(r) for r in data)
     assert data[2]["p_value"] is None and isinstance(data[0]["p_value"], float)
     single = leaderboard(hand_store, variants=["A"], experiment="hand")
@@ -258,10 +257,10 @@ def test_formats(hand_store):
     assert [r["variant"] for r in parsed] == ["B", "C", "A"] and parsed[2]["p_value"] == ""
     assert float(parsed[0]["mean"]) == rows[0]["mean"]
     md = format_rows(rows, "markdown").splitlines()
-    assert md[0].startswith("| experiment | dataset | rank | variant |") and md[1].startswith("|---|")
+    assert md[0].startswith("| experiment | dataset | fraction | rank | variant |") and md[1].startswith("|---|")
     assert len(md) == 2 + 3 and "| B |" in md[2]
     table = format_rows(rows, "table").splitlines()
-    assert table[0].split()[:4] == ["experiment", "dataset", "rank", "variant"] and "0.8500" in table[2]
+    assert table[0].split()[:5] == ["experiment", "dataset", "fraction", "rank", "variant"] and "0.8500" in table[2]
     assert format_rows([], "table") == "(no rows)" and format_rows([], "json") == "[]"
     with pytest.raises(ValueError, match="`fmt` must be one of"):
         format_rows(rows, "xml")

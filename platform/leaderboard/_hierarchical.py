@@ -1,0 +1,171 @@
+"""A variant against its baseline with both sources of noise: the training run and the test case.
+
+The unit of analysis is a run (one trained model: a fold x seed) evaluated on cases. A
+difference between two variants varies with the run (seed, split) and with the cases it is
+measured on, so a confidence interval that resamples cases alone (or pools runs x cases as
+independent pairs) is far too narrow when runs disagree: two runs of which one failed look
+like 32 consistent pairs. The two-level bootstrap here resamples
+
+1. runs, with replacement (matched pairs of runs when the design is paired: the variant and
+   the baseline trained on the same fold with the same seed), and
+2. cases, with replacement, within each fold: the same draw of cases for every run of that
+   fold, since cases are crossed with runs (every run of a fold sees the same test cases, and
+   a case's difficulty is shared by all of them; Owen 2007, "the pigeonhole bootstrap").
+
+The statistic of each replicate is the mean over the drawn runs of the case-weighted mean
+difference. From its distribution come a percentile confidence interval and a two-sided
+p-value (twice the smaller tail beyond 0, with the usual +1 so it is never 0). A comparison
+with fewer than ``MIN_RUNS`` runs on either side gets no interval and no p-value: with one run
+the run-to-run variance is unknown, and no difference can be called significant.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Runs per variant below which no interval or p-value is given.
+MIN_RUNS = 2
+#: Bootstrap replicates (the p-value resolution is 2 / (N_BOOT + 1)).
+N_BOOT = 4000
+#: Replicates drawn at a time (bounds memory: chunk x cases floats).
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A variant against its baseline.
+
+    delta: mean over runs of the mean paired difference over cases (variant - baseline);
+    ci_low, ci_high: its percentile bootstrap interval (NaN with too few runs); p_value: the
+    bootstrap's two-sided p-value, uncorrected (NaN with too few runs); run_effects: each
+    run's mean difference, in run order; runs_agree: "k/n", the runs whose effect has the
+    sign of ``delta``; effect_size: delta / SD of the per-case differences; paired: runs
+    matched on (fold, seed); note: why there is no test, or None.
+    """
+
+    n_runs: int
+    n_cases: int
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    run_effects: list[float] = field(default_factory=list)
+    runs_agree: str = "0/0"
+    effect_size: float = math.nan
+    paired: bool = True
+    note: str | None = None
+
+
+def two_level_bootstrap(x: np.ndarray, b: np.ndarray, case_fold: np.ndarray, paired: bool, n_boot: int = N_BOOT, level: float = 0.95,
+                        seed: int = 0) -> Comparison:
+    """Compare runs ``x`` of a variant with runs ``b`` of its baseline over the same cases.
+
+    x: (Rx, C) float64, x[r, c] = value of case c in run r (NaN: case not in that run's fold,
+    or undefined); b: (Rb, C) likewise; case_fold: (C,) int, the fold of each case (cases are
+    drawn within folds; a run has values only on its own fold's cases).
+    paired: row r of x and row r of b are the same fold and seed (then Rx == Rb and the
+    differences x - b are resampled as pairs); otherwise the two sides' runs are drawn
+    independently, with the same draw of cases.
+    n_boot: replicates; level: coverage of the interval; seed: of the resampling, so that
+    the same results always give the same numbers.
+    """
+    x, b = np.asarray(x, np.float64), np.asarray(b, np.float64)
+    if x.ndim != 2 or b.ndim != 2 or x.shape[1] != b.shape[1]:
+        raise ValueError(f"`x` and `b` must be (runs, cases) arrays over the same cases, but got {x.shape} "
+                         f"and {b.shape}")
+    if paired and x.shape != b.shape:
+        raise ValueError(f"a paired design needs as many runs on both sides, but got {x.shape} and {b.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"`level` must lie in (0, 1), but got {level}")
+    case_fold = np.asarray(case_fold)
+    if paired:
+        d = x - b
+        defined = ~np.isnan(d)
+        effects = _row_means(d)
+        n_cases = int(defined.any(axis=0).sum())
+        spread = float(np.nanstd(d, ddof=1)) if defined.sum() > 1 else math.nan
+        n_runs = int(np.isfinite(effects).sum())
+        enough = n_runs >= MIN_RUNS
+    else:
+        xm, bm = _row_means(x), _row_means(b)
+        effects = xm - np.nanmean(bm) if np.isfinite(bm).any() else np.full(xm.shape, np.nan)
+        n_cases = int((~np.isnan(x)).any(axis=0).sum())
+        spread = math.sqrt((np.nanvar(x, ddof=1) + np.nanvar(b, ddof=1)) / 2) if x.size > 1 and b.size > 1 \
+            else math.nan
+        n_runs = int(np.isfinite(xm).sum())
+        enough = min(n_runs, int(np.isfinite(bm).sum())) >= MIN_RUNS
+    finite = effects[np.isfinite(effects)]
+    delta = float(finite.mean()) if finite.size else math.nan
+    agree = int(np.sum(np.sign(finite) == np.sign(delta))) if finite.size else 0
+    out = dict(n_runs=n_runs, n_cases=n_cases, delta=delta, run_effects=[float(e) for e in effects],
+               runs_agree=f"{agree}/{finite.size}", paired=paired,
+               effect_size=delta / spread if spread and math.isfinite(spread) and spread > 0 else math.nan)
+    if not enough:
+        runs = n_runs if paired else f"{n_runs} vs {int(np.isfinite(_row_means(b)).sum())}"
+        return Comparison(ci_low=math.nan, ci_high=math.nan, p_value=math.nan,
+                          note=f"{runs} run(s): too few to test (a test needs >= {MIN_RUNS} runs per variant)",
+                          **out)
+    if not finite.size or not np.isfinite(delta):
+        return Comparison(ci_low=math.nan, ci_high=math.nan, p_value=math.nan, note="no defined differences",
+                          **out)
+    stats = _replicates(x, b, case_fold, paired, n_boot,
+                        np.random.default_rng(seed))
+    stats = stats[np.isfinite(stats)]
+    tail = (1 - level) / 2
+    low, high = np.quantile(stats, [tail, 1 - tail])
+    below, above = np.sum(stats <= 0), np.sum(stats >= 0)
+    p = min(1.0, 2 * (1 + min(below, above)) / (stats.size + 1))
+    if np.all(stats == 0):
+        p = 1.0
+    return Comparison(ci_low=float(low), ci_high=float(high), p_value=float(p), **out)
+
+
+def _row_means(values: np.ndarray) -> np.ndarray:
+    """Mean of each row over its defined entries; NaN for rows with none."""
+    defined = ~np.isnan(values)
+    count = defined.sum(axis=1)
+    total = np.where(defined, values, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _replicates(x, b, case_fold, paired, n_boot, rng) -> np.ndarray:
+    """(n_boot,) bootstrap statistics: runs drawn with replacement (pairs when paired), cases
+    drawn with replacement within each fold, the same case draw for every run."""
+    folds = [np.flatnonzero(case_fold == f) for f in np.unique(case_fold)]
+    sides = [x - b] if paired else [x, b]
+    out = []
+    for start in range(0, n_boot, _CHUNK):
+        size = min(_CHUNK, n_boot - start)
+        weights = np.zeros((size, case_fold.size))
+        for members in folds:
+            draws = rng.integers(0, members.size, size=(size, members.size))
+            weights[:, members] = _counts(draws, members.size)
+        # Run draws are shared by both sides only when the runs are pairs.
+        means = []
+        for values in sides:
+            defined = ~np.isnan(values)
+            num = weights @ np.where(defined, values, 0.0).T  # (size, runs)
+            den = weights @ defined.T.astype(np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                run_means = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+            runs = rng.integers(0, values.shape[0], size=(size, values.shape[0]))
+            counts = _counts(runs, values.shape[0]) * np.isfinite(run_means)
+            total = counts.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means.append(np.where(total > 0, (counts * np.nan_to_num(run_means)).sum(axis=1) / total, np.nan))
+        out.append(means[0] if paired else means[0] - means[1])
+    return np.concatenate(out)
+
+
+def _counts(draws: np.ndarray, n: int) -> np.ndarray:
+    """(size, k) draws of indices in [0, n) -> (size, n) how often each index was drawn."""
+    size = draws.shape[0]
+    flat = (draws + n * np.arange(size)[:, None]).ravel()
+    return np.bincount(flat, minlength=size * n).reshape(size, n).astype(np.float64)
+
+
+__all__ = ["MIN_RUNS", "N_BOOT", "Comparison", "two_level_bootstrap"]
