@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dragsaw.platform.report import html, markdown
 from dragsaw.platform.report.collect import Experiment, ReportError, load_experiment
-from dragsaw.platform.report.document import Document, Section, Text
+from dragsaw.platform.report.document import Block, Document, Section, Text
 from dragsaw.platform.report.figures import fraction_curves, learning_curves, per_layer
 from dragsaw.platform.report.pictures import default_choice, pictures
 from dragsaw.platform.report.provenance import provenance_blocks
@@ -45,7 +45,7 @@ def write_report(store_url: str, experiment: str, out_dir: str | Path, *,
     doc = Document(f"dragsaw report: {exp.name}", _subtitle(exp), [])
     doc.sections.append(Section("Overview", _overview(exp, boards)))
     for board in boards:
-        blocks = [results_table(exp, board)]
+        blocks: list[Block] = [results_table(exp, board)]
         paired = paired_table(board)
         if paired is not None:
             blocks.append(paired)
@@ -89,7 +89,8 @@ def _subtitle(exp: Experiment) -> str:
 
 def _overview(exp: Experiment, boards: list[Board]) -> list:
     variants = exp.ordered({t.variant for t in exp.trials})
-    conventions = sorted({r.get("convention") for b in boards for r in b.rows.get("dice", {}).values()} - {None})
+    conventions = sorted({c for b in boards for r in b.rows.get("dice", {}).values()
+                          if (c := r.get("convention")) is not None})
     failed = sum(1 for a in exp.attempts if a["status"] != "completed")
     out = [Text(f"{len(exp.trials)} completed trials (and {failed} failed or stopped attempts) of "
                 f"{len(variants)} variants on {len(exp.datasets())} dataset(s): {', '.join(exp.datasets()) or 'none'}. "

@@ -182,6 +182,12 @@ def per_layer(exp: Experiment, boards: list[Board]) -> list[Figure]:
 # --- data fractions (Fig. 7) -----------------------------------------------------------------
 
 
+def _fraction_of(board: Board) -> float:
+    if board.fraction is None:
+        raise ValueError(f"{board.title}: a board without a data fraction has no place on a fraction curve")
+    return board.fraction
+
+
 def fraction_curves(exp: Experiment, boards: list[Board]) -> list[Figure]:
     """Fig. 7: held-out Dice against the fraction of training data, one line per variant, per
     dataset whose trials differ by ``data.fraction``."""
@@ -191,11 +197,11 @@ def fraction_curves(exp: Experiment, boards: list[Board]) -> list[Figure]:
             by_dataset[b.dataset].append(b)
     figures = []
     for dataset, group in by_dataset.items():
-        group.sort(key=lambda b: b.fraction)
+        group.sort(key=_fraction_of)
         fig, axes = _canvas(7.5, 4.2)
         ax = axes[0]
         for variant in exp.ordered({v for b in group for v in b.variants}):
-            pts = [(100 * b.fraction, b.row("dice", variant)) for b in group if b.row("dice", variant)]
+            pts = [(100 * _fraction_of(b), r) for b in group if (r := b.row("dice", variant))]
             pts = [(x, r) for x, r in pts if r.get("mean") is not None]
             if pts:
                 ax.errorbar([x for x, _ in pts], [100 * r["mean"] for _, r in pts],
@@ -203,9 +209,8 @@ def fraction_curves(exp: Experiment, boards: list[Board]) -> list[Figure]:
                             marker="o", capsize=3, label=variant)
         full = group[-1]
         for v in full.variants:
-            if exp.baseline_of(v) == v and full.row("dice", v):
-                ax.axhline(100 * full.row("dice", v)["mean"], ls=":", color="gray",
-                           label=f"{v} at {100 * full.fraction:g}%")
+            if exp.baseline_of(v) == v and (r := full.row("dice", v)):
+                ax.axhline(100 * r["mean"], ls=":", color="gray", label=f"{v} at {100 * _fraction_of(full):g}%")
         ax.set_xlabel("training data used (%)")
         ax.set_ylabel("Dice (%)")
         ax.grid(alpha=0.3)

@@ -152,19 +152,20 @@ def paired_table(board: Board) -> Table | None:
     rows = []
     for baseline, variants in board.groups:
         for v in variants:
-            if baseline is None or v == baseline or not board.row("dice", v):
-                continue
             d = board.row("dice", v)
+            if baseline is None or v == baseline or not d:
+                continue
             n = d.get("n_cases")
             cells = [Cell(v), Cell(baseline), Cell(DASH if n is None else str(n))]
             for m, abbr in METRICS:
                 r = board.row(m, v) or {}
                 delta = r.get("delta")
-                cells += [Cell(DASH if _missing(delta) else f"{100 * delta:+.2f}"), Cell(p_text(r.get("p_value")))]
+                cells += [Cell(DASH if delta is None or _missing(delta) else f"{100 * delta:+.2f}"),
+                          Cell(p_text(r.get("p_value")))]
                 if abbr == "DI":
                     cells.append(Cell(p_text(r.get("p_wilcoxon_holm"))))
             p = d.get("p_value")
-            cells.append(Cell(DASH if _missing(p) else ("yes" if p < 0.05 else "no")))
+            cells.append(Cell(DASH if p is None or _missing(p) else ("yes" if p < 0.05 else "no")))
             rows.append(cells)
     if not rows:
         return None
