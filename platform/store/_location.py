@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.spec import AbstractFileSystem
 
 #: Where results go when no URL is given.
 DEFAULT_URL = "results"
@@ -46,11 +47,11 @@ def redact(text: str) -> str:
     return re.sub(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s]*@", r"\1***@", text)
 
 
-def is_local(fs) -> bool:
+def is_local(fs: AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
-def filesystem(url: str) -> tuple[object, str]:
+def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     """(fsspec filesystem, root path without protocol) of a store URL, with credentials from the
     environment only; StoreError if the URL is unusable. Also for files kept beside the
     results (checkpoints, experiment records)."""
@@ -73,7 +74,7 @@ def filesystem(url: str) -> tuple[object, str]:
     return fs, root.rstrip("/")
 
 
-def _s3(url: str):
+def _s3(url: str) -> tuple[AbstractFileSystem, str]:
     try:
         import s3fs
     except ImportError:  # pragma: no cover - s3fs is a dependency
