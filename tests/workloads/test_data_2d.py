@@ -426,3 +426,38 @@ def test_synthetic_lesions_are_darker_than_skin(isic16):
         grey = image.mean(axis=2)
         assert 0.02 < label.mean() < 0.6
         assert grey[label == 1].mean() < grey[label == 0].mean() - 40
+
+
+# -- one level down: the archive's own top folder inside the root ------------------------------
+def test_digestpath_inside_its_archives_top_folder(tmp_path):
+    _digestpath(tmp_path / "Colonoscopy_tissue_segment_dataset")  # as the official archive extracts
+    ds = load_dataset("digestpath", tmp_path, include_negatives=True)
+    assert sorted(ds.files) == sorted(POS + NEG)
+    assert ds.files[POS[0]][0].parent == tmp_path / "Colonoscopy_tissue_segment_dataset" / "tissue-train-pos-v1"
+    assert "found one level down, inside Colonoscopy_tissue_segment_dataset/" in _lines(ds)
+    assert sorted(load_dataset("digestpath", tmp_path / "Colonoscopy_tissue_segment_dataset").files) == sorted(POS)
+    _digestpath(tmp_path / "another copy")
+    with pytest.raises(DatasetError, match="in several folders") as err:
+        load_dataset("digestpath", tmp_path)
+    assert "another copy/" in str(err.value) and "Colonoscopy_tissue_segment_dataset/" in str(err.value)
+
+
+def test_mc_from_its_top_folder_or_one_level_down(tmp_path):
+    write_mc(tmp_path / "NLM-MontgomeryCXRSet", n=6, size=(40, 40))  # a zip that wraps MontgomerySet/
+    ids = sorted(load_dataset("mc", tmp_path / "NLM-MontgomeryCXRSet").files)
+    assert sorted(load_dataset("mc", tmp_path).files) == ids
+    ds = load_dataset("mc", tmp_path / "NLM-MontgomeryCXRSet" / "MontgomerySet")  # the top folder as the root
+    assert sorted(ds.files) == ids and "the root is the folder MontgomerySet/ itself" in _lines(ds)
+
+
+def test_ph2_and_isic_one_level_down(isic16, isic16_copy):
+    wrapper = isic16_copy / "PH2 download"
+    _ph2(wrapper)  # PH2Dataset/ inside a folder of its own, beside the ISIC 2016 folders
+    ds = load_dataset("isic2016_ph2", isic16_copy)
+    assert ds.splits["test"] == ["IMD002", "IMD003", "IMD010"]
+    assert ds.files["IMD002"][0].is_relative_to(wrapper) and "inside PH2 download/" in _lines(ds)
+    shutil.rmtree(wrapper)
+    holder = isic16_copy.parent / "holder"
+    holder.mkdir()
+    shutil.move(isic16_copy, holder / "ISIC2016")  # every ISIC folder one level down
+    assert load_dataset("isic2016", holder).splits == load_dataset("isic2016", isic16).splits

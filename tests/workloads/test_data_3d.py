@@ -284,3 +284,23 @@ def test_corrupt_nifti_names_the_file(tmp_path, damage):
     ds = MSDHeart(tmp_path)
     with pytest.raises(DatasetError, match=r"cannot read NIfTI file .*imagesTr/case_01\.nii\.gz"):
         ds.read("case_01")
+
+
+def test_task_folder_one_level_down_and_ambiguous(tmp_path):
+    make_task(tmp_path / "download", "Task05_Prostate", channels=2, labels=("background", "PZ", "TZ"))
+    ds = load_dataset("msd_prostate", tmp_path)
+    assert ds.root == tmp_path / "download" / "Task05_Prostate" and len(ds) == 5
+    make_task(tmp_path / "copy", "Task05_Prostate", channels=2, labels=("background", "PZ", "TZ"))
+    with pytest.raises(DatasetError, match="Task05_Prostate is in several folders"):
+        load_dataset("msd_prostate", tmp_path)
+
+
+def test_check_read_lists_unreadable_files(tmp_path):
+    folder = make_task(tmp_path, "Task02_Heart", xyz=(20, 20, 20))
+    assert "read 6 of 6 cases without error (5 training, 1 imagesTs)" in MSDHeart(tmp_path).check(read=True)
+    assert not any(line.startswith("read ") for line in MSDHeart(tmp_path).check())  # only when asked
+    broken = folder / "imagesTs" / "case_test.nii.gz"
+    broken.write_bytes(broken.read_bytes()[:60])
+    lines = MSDHeart(tmp_path).check(read=True)
+    assert "read 5 of 6 cases without error (5 training, 1 imagesTs)" in lines
+    assert any(line.startswith("unreadable: cannot read NIfTI file") and str(broken) in line for line in lines)
