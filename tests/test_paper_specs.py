@@ -116,7 +116,8 @@ def test_every_table_and_figure_has_a_spec():
 def test_opens_with_its_commands(path):
     lines = path.read_text().splitlines()
     relative = path.relative_to(ROOT).as_posix()
-    assert lines[0].startswith(f"# dragsaw run {relative}"), lines[0]
+    opening = " ".join(lines[:lines.index("#")])  # the command block, before the first empty comment line
+    assert lines[0].startswith("# dragsaw ") and f"dragsaw run {relative}" in opening, opening
     assert f"dragsaw run {relative} --smoke" in path.read_text()
 
 
