@@ -111,7 +111,7 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
         "isic2016", "ISIC 2016 Part 1, skin lesion segmentation", "ISIC2016", _ISIC16_TRAIN + _ISIC16_TEST,
         "https://challenge.isic-archive.com/data/#2016",
         f"CC-0 as listed by ISIC; {_ISIC_TERMS}; cite Gutman et al., arXiv:1605.01397",
-        "about 1 GB", "900 train / 379 test"),
+        "about 1 GB (unverified)", "900 train / 379 test"),
     Dataset(
         "isic2016_ph2", "train on ISIC 2016, test on PH2", "ISIC2016",
         _ISIC16_TRAIN + (Archive("PH2Dataset.rar", None, ("PH2Dataset",)),),

@@ -88,7 +88,8 @@ def status(dataset: Dataset, root: Path | None = None) -> str:
     manifest = read_manifest(root)
     placed = sum(is_placed(root, a, manifest) for a in dataset.archives)
     if placed == len(dataset.archives):
-        return f"fetched ({root})"
+        size = sum(manifest["archives"][a.filename].get("size", 0) for a in dataset.archives)
+        return f"fetched ({root}; archives {size / 1e9:.2f} GB)"
     if placed:
         return f"partly fetched: {placed} of {len(dataset.archives)} archives ({root})"
     return f"not fetched ({root} {'exists, not placed by fetch' if root.exists() else 'does not exist'})"
@@ -133,7 +134,7 @@ def expected_digest(archive: Archive) -> tuple[tuple[str, str] | None, str]:
     seen = recorded_digest(archive.filename)
     if seen and seen.get("sha256"):
         return ("sha256", seen["sha256"]), f"recorded on its first fetch, {seen.get('first_fetched')}"
-    return None, "no published checksum: recorded on this first fetch (trust on first use)"
+    return None, "none published: sha256 and size recorded on first fetch (trust on first use)"
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -195,6 +196,8 @@ def _match_sources(steps: list[Step], files: list[Path]) -> None:
     """Give each ``--from`` file to the archive it is: by file name, else to the only
     registration-only archive still without one."""
     slots = [(step, i) for step in steps for i, _ in enumerate(step.todo)]
+    if not slots:  # everything is fetched already: a second fetch does nothing, --from or not
+        return
     for path in files:
         by_name = [(s, i) for s, i in slots if s.todo[i][0].filename == path.name and s.todo[i][1] is None]
         if not by_name:
@@ -299,7 +302,8 @@ def _place(step: Step, got: list[tuple[Archive, Path, Digests, str, str | None]]
         if archive.published is None and recorded_digest(archive.filename) is None:
             book = _record_digest(archive, digests, origin or "")
             out(f"  {archive.filename}: no published checksum; sha256 {digests.sha256} and size {digests.size} "
-                f"recorded on this first fetch in {book} and {root / MANIFEST}; later fetches must match them")
+                f"recorded on this first fetch (trust on first use) in {book} and {root / MANIFEST}; later "
+                f"fetches must match them")
         manifest["archives"][archive.filename] = {
             "placed": tops[archive.filename], "size": digests.size, "sha256": digests.sha256, "md5": digests.md5,
             "verified": how, "from": origin, "fetched": _now()}

@@ -205,6 +205,9 @@ def test_registration_only_dataset_from_the_users_archive(archives, tmp_path):
     record = recorded_digest("Colonoscopy_tissue_segment_dataset.zip")
     assert record and record["sha256"] == sha256(user_file) and "recorded on this first fetch" in out
     assert len(load_dataset("digestpath", root, include_negatives=True)) == 10
+    before = _tree(root)
+    code, out = _fetch(["digestpath"], sources=[user_file])  # again, same command: nothing to do
+    assert code == 0 and "already fetched" in out and _tree(root) == before
 
 
 def test_ph2_rar_is_placed_beside_the_isic_training_folders(archives, tmp_path, monkeypatch):

@@ -61,7 +61,7 @@ def test_list_shows_source_size_licence_checksums_and_status(capsys):
     assert "Task01_BrainTumour.tar: https://msd-for-monai.s3-us-west-2.amazonaws.com/Task01_BrainTumour.tar; " \
            "checksum: md5 published by MONAI" in out
     assert "ISBI2016_ISIC_Part1_Training_Data.zip: https://isic-challenge-data.s3.amazonaws.com/2016/" in out
-    assert "recorded on this first fetch (trust on first use)" in out
+    assert "none published: sha256 and size recorded on first fetch (trust on first use)" in out
     assert "PH2Dataset.rar: after registration" in out and "registration, then --from" in out
     assert out.count("status:    not fetched (data/") == len(DATASETS)
 
@@ -72,7 +72,7 @@ def test_fetch_then_list_says_fetched_and_a_bad_checksum_exits_1(served, tmp_pat
         code, out, err = _dragsaw(capsys, "datasets", "fetch", "mc", "--no-progress")
         assert code == 0, err
         assert "found 6 of the official 138 X-ray images" in out
-        assert "status:    fetched (data/MC)" in _dragsaw(capsys, "datasets", "list")[1]
+        assert "status:    fetched (data/MC; archives 0.00 GB)" in _dragsaw(capsys, "datasets", "list")[1]
 
         _override(tmp_path, monkeypatch, {MC: {"url": server.url + MC, "sha256": "0" * 64}})
         code, out, err = _dragsaw(capsys, "datasets", "fetch", "mc", "--to", tmp_path / "other", "--no-progress")
