@@ -164,6 +164,9 @@ def plan(names: Sequence[str], to: str | os.PathLike | None = None, sources: Seq
     for name in dict.fromkeys(names):
         dataset = datasets[name]
         root = Path(to).expanduser() if to is not None else dataset.default_root()
+        if root.exists() and not root.is_dir():
+            raise FetchInputError(f"{'--to' if to is not None else 'the default root'} {root} is a file; "
+                                  "a dataset's root must be a folder (or not exist yet)")
         manifest = read_manifest(root)
         step = Step(dataset, root)
         for archive in dataset.archives:

@@ -107,9 +107,9 @@ def _catalog(tmp_path: Path, monkeypatch, server: ArchiveServer, names, digests:
     return path
 
 
-def _fetch(names, to=None, sources=(), **kw) -> tuple[int, str]:
+def _fetch(names, to=None, sources=(), progress=False, **kw) -> tuple[int, str]:
     lines: list[str] = []
-    code = run(plan(names, to, sources), progress=False, retry_wait=0, out=lines.append, **kw)
+    code = run(plan(names, to, sources), progress=progress, retry_wait=0, out=lines.append, **kw)
     return code, "\n".join(lines)
 
 
@@ -141,15 +141,18 @@ def test_full_fetch_places_the_official_layout_and_a_second_fetch_does_nothing(a
         assert len(server.requests) == asked and _tree(root) == before
 
 
-def test_a_dropped_connection_is_resumed_with_range(archives, tmp_path, monkeypatch):
+def test_a_dropped_connection_is_resumed_with_range(archives, tmp_path, monkeypatch, capsys):
     name = "NLM-MontgomeryCXRSet.zip"
     size = (archives / name).stat().st_size
     with ArchiveServer(archives) as server:
         _catalog(tmp_path, monkeypatch, server, [name])
         server.drop_once[name] = size // 2
-        code, out = _fetch(["mc"])
+        code, out = _fetch(["mc"], progress=True)
         assert code == 0, out
         assert server.gets(name) == [None, f"bytes={size // 2}-"]  # the second request resumes, not restarts
+        err = capsys.readouterr().err
+        assert f"{name}: transfer interrupted" in err and f"resuming from byte {size // 2}" in err
+        assert f"{name}: 100%" in err  # the progress bar, finished
         assert (Path("data/MC") / "MontgomerySet" / "CXR_png").is_dir()
         assert "found 6 of the official 138 X-ray images" in out
 
@@ -262,6 +265,9 @@ def test_inputs_are_checked_before_any_work(archives, tmp_path):
         plan(["digestpath"], sources=[tmp_path / "missing.zip"])
     with pytest.raises(FetchInputError, match="none of the archives"):
         plan(["mc"], sources=[archives / "Task01_BrainTumour.tar"])
+    (tmp_path / "a file").write_text("x")
+    with pytest.raises(FetchInputError, match="is a file"):
+        plan(["mc"], to=tmp_path / "a file")
     (Path("data/MC") / "MontgomerySet").mkdir(parents=True)  # extracted by hand, not by fetch
     with pytest.raises(FetchInputError, match="already exists but was not placed"):
         plan(["mc"])
