@@ -39,7 +39,7 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
     correction runs over the spec's variants; no comparisons when the store keeps no spec
     or the spec names no baseline. A variant name: every variant against that one. None:
     no comparisons.
-    variants: show only these (the baseline is kept; the correction's family stays the spec's).
+    variants: show only these (and their baselines); the numbers are those of the whole board.
     alpha: level of the ``verdict`` (on the Holm-adjusted p-value).
 
     Row keys (see ``COLUMNS`` for each one's meaning): experiment, dataset, fraction, rank,
@@ -60,7 +60,7 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
         return []
     present = sorted(set(trials.column("variant").to_pylist()))
     families = _families(store, trials, baseline, present)
-    trials = _select_variants(trials, variants, baseline, families)
+    shown = _shown_variants(variants, present, families)
     groups = _groups(trials)
     conventions = {key: convention or _stored_convention(store, key, trials, idx) for key, idx in groups.items()}
     convention_of = {i: conventions[key] for key, idx in groups.items() for i in idx}
@@ -86,7 +86,8 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
     finally:
         con.close()
     return [row for _, _, rows in boards
-            for row in sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["variant"]))]
+            for row in sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["variant"]))
+            if shown is None or row["variant"] in shown]
 
 
 def _families(store, trials: pa.Table, baseline: str | None, present: list[str]) -> dict[str, Family | None]:
@@ -176,20 +177,19 @@ def _sort_key(key: GroupKey) -> tuple:
     return (key[0], key[1], key[2] is None, key[2] or 0.0)
 
 
-def _select_variants(trials: pa.Table, variants, baseline, families) -> pa.Table:
-    present = sorted(set(trials.column("variant").to_pylist()))
-    wanted = list(variants) if variants is not None else None
-    for name in wanted or []:
+def _shown_variants(variants, present: list[str], families) -> set[str] | None:
+    """The variants to show (None: all): those asked for and their baselines. Every variant is
+    still compared and corrected for, so that a row's numbers never depend on the filter."""
+    if variants is None:
+        return None
+    for name in variants:
         if name not in present:
             raise ValueError(f"variant {name!r} has no completed trials here; {_hint(name, present)}")
-    if wanted is None:
-        return trials
-    keep = set(wanted)
+    keep = set(variants)
     for family in families.values():  # each shown variant keeps its baseline
         if family is not None:
-            keep |= {family.baseline_of(v) for v in wanted} - {None}
-    mask = pa.array([v in keep for v in trials.column("variant").to_pylist()])
-    return trials.filter(mask)
+            keep |= {family.baseline_of(v) for v in variants} - {None}
+    return keep
 
 
 def _stored_convention(store, key, trials: pa.Table, idx: list[int]) -> str:

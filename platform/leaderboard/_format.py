@@ -107,7 +107,9 @@ def _cell(column: str, value) -> str:
     if isinstance(value, float):
         if column in _P_COLUMNS:
             return "<0.0001" if value < 1e-4 else f"{value:.3g}"
-        return f"{value:g}" if column in ("fraction", "mean_rank", "cd") else f"{value:.4f}"
+        if column == "fraction" or column.startswith("rank "):
+            return f"{value:g}"
+        return f"{value:.3f}" if column in ("mean_rank", "cd") else f"{value:.4f}"
     return str(value)
 
 

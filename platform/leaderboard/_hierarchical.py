@@ -13,7 +13,9 @@ like 32 consistent pairs. The two-level bootstrap here resamples
    a case's difficulty is shared by all of them; Owen 2007, "the pigeonhole bootstrap").
 
 The statistic of each replicate is the mean over the drawn runs of the case-weighted mean
-difference. From its distribution come a percentile confidence interval and a two-sided
+difference; its deviation from the all-runs mean is rescaled by ``run_scale``: sqrt(R / (R-1))
+(the bootstrap's variance over R runs is (R-1)/R of the runs', half of it with two) times
+t_{R-1} / z (few runs leave their spread uncertain: a t interval, not a normal one). From its distribution come a percentile confidence interval and a two-sided
 p-value (twice the smaller tail beyond 0, with the usual +1 so it is never 0). A comparison
 with fewer than ``MIN_RUNS`` runs on either side gets no interval and no p-value: with one run
 the run-to-run variance is unknown, and no difference can be called significant.
@@ -25,11 +27,15 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import norm
+from scipy.stats import t as t_dist
 
 #: Runs per variant below which no interval or p-value is given.
 MIN_RUNS = 2
 #: Bootstrap replicates (the p-value resolution is 2 / (N_BOOT + 1)).
-N_BOOT = 4000
+N_BOOT = 2000
+#: Decimal places kept in paired differences and spreads.
+DECIMALS = 12
 #: Replicates drawn at a time (bounds memory: chunk x cases floats).
 _CHUNK = 500
 
@@ -82,7 +88,8 @@ def two_level_bootstrap(x: np.ndarray, b: np.ndarray, case_fold: np.ndarray, pai
         raise ValueError(f"`level` must lie in (0, 1), but got {level}")
     case_fold = np.asarray(case_fold)
     if paired:
-        d = x - b
+        # Scores are ratios of counts: float noise (0.6 vs 0.6000000000000001) is no difference.
+        d = np.round(x - b, DECIMALS)
         defined = ~np.isnan(d)
         effects = _row_means(d)
         n_cases = int(defined.any(axis=0).sum())
@@ -102,7 +109,7 @@ def two_level_bootstrap(x: np.ndarray, b: np.ndarray, case_fold: np.ndarray, pai
     agree = int(np.sum(np.sign(finite) == np.sign(delta))) if finite.size else 0
     out = dict(n_runs=n_runs, n_cases=n_cases, delta=delta, run_effects=[float(e) for e in effects],
                runs_agree=f"{agree}/{finite.size}", paired=paired,
-               effect_size=delta / spread if spread and math.isfinite(spread) and spread > 0 else math.nan)
+               effect_size=delta / spread if math.isfinite(spread) and round(spread, DECIMALS) > 0 else math.nan)
     if not enough:
         runs = n_runs if paired else f"{n_runs} vs {int(np.isfinite(_row_means(b)).sum())}"
         return Comparison(ci_low=math.nan, ci_high=math.nan, p_value=math.nan,
@@ -111,8 +118,7 @@ def two_level_bootstrap(x: np.ndarray, b: np.ndarray, case_fold: np.ndarray, pai
     if not finite.size or not np.isfinite(delta):
         return Comparison(ci_low=math.nan, ci_high=math.nan, p_value=math.nan, note="no defined differences",
                           **out)
-    stats = _replicates(x, b, case_fold, paired, n_boot,
-                        np.random.default_rng(seed))
+    stats = _replicates(x, b, case_fold, paired, n_boot, np.random.default_rng(seed), level)
     stats = stats[np.isfinite(stats)]
     tail = (1 - level) / 2
     low, high = np.quantile(stats, [tail, 1 - tail])
@@ -132,31 +138,60 @@ def _row_means(values: np.ndarray) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def _replicates(x, b, case_fold, paired, n_boot, rng) -> np.ndarray:
+def run_scale(runs: int, level: float) -> float:
+    """Factor on the run-level deviations of a replicate, for R = ``runs`` runs: sqrt(R / (R-1))
+    (the bootstrap variance of a mean of R values is (R-1)/R of the unbiased one; Rao and Wu
+    1988's rescaling) times t_{R-1} / z at the interval's level (a normal-theory interval over
+    few runs is a t interval: with 2 runs t_1 = 12.7 against z = 1.96). 1 for one run."""
+    if runs < 2:
+        return 1.0
+    q = 1 - (1 - level) / 2
+    return math.sqrt(runs / (runs - 1)) * float(t_dist.ppf(q, runs - 1) / norm.ppf(q))
+
+
+def _replicates(x, b, case_fold, paired, n_boot, rng, level) -> np.ndarray:
     """(n_boot,) bootstrap statistics: runs drawn with replacement (pairs when paired), cases
-    drawn with replacement within each fold, the same case draw for every run."""
+    drawn with replacement within each fold, the same case draw for every run. Each
+    replicate's deviation from the mean over all runs (under the same case draw: the case
+    part) is scaled by ``run_scale``, so that few runs never give an interval narrower than
+    their spread warrants."""
     folds = [np.flatnonzero(case_fold == f) for f in np.unique(case_fold)]
-    sides = [x - b] if paired else [x, b]
+    sides = [np.round(x - b, DECIMALS)] if paired else [x, b]
+    sides = [v[(~np.isnan(v)).any(axis=1)] for v in sides]  # runs without a defined case carry nothing
+    # Per fold, only the runs of that fold have values: a (runs x cases) block each, prepared once
+    # as (rows, values with gaps as 0, the gaps' mask or None).
+    blocks = []
+    for v in sides:
+        parts = []
+        for members in folds:
+            rows = np.flatnonzero((~np.isnan(v[:, members])).any(axis=1))
+            block = v[np.ix_(rows, members)]
+            defined = ~np.isnan(block)
+            parts.append((rows, np.where(defined, block, 0.0).T, None if defined.all() else defined.T.astype(float)))
+        blocks.append(parts)
     out = []
     for start in range(0, n_boot, _CHUNK):
         size = min(_CHUNK, n_boot - start)
-        weights = np.zeros((size, case_fold.size))
-        for members in folds:
-            draws = rng.integers(0, members.size, size=(size, members.size))
-            weights[:, members] = _counts(draws, members.size)
-        # Run draws are shared by both sides only when the runs are pairs.
+        weights = [_counts(rng.integers(0, m.size, size=(size, m.size), dtype=np.int32), m.size) for m in folds]
         means = []
-        for values in sides:
-            defined = ~np.isnan(values)
-            num = weights @ np.where(defined, values, 0.0).T  # (size, runs)
-            den = weights @ defined.T.astype(np.float64)
+        for values, parts in zip(sides, blocks):
+            runs = values.shape[0]
+            num, den = np.zeros((size, runs)), np.zeros((size, runs))
+            for w, members, (rows, filled_block, mask) in zip(weights, folds, parts):
+                if rows.size:
+                    num[:, rows] += w @ filled_block
+                    # A draw of n cases has weights summing to n: no product needed without gaps.
+                    den[:, rows] += members.size if mask is None else w @ mask
             with np.errstate(invalid="ignore", divide="ignore"):
                 run_means = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
-            runs = rng.integers(0, values.shape[0], size=(size, values.shape[0]))
-            counts = _counts(runs, values.shape[0]) * np.isfinite(run_means)
-            total = counts.sum(axis=1)
+            finite = np.isfinite(run_means)
+            counts = _counts(rng.integers(0, runs, size=(size, runs)), runs) * finite
+            filled = np.where(finite, run_means, 0.0)
             with np.errstate(invalid="ignore", divide="ignore"):
-                means.append(np.where(total > 0, (counts * np.nan_to_num(run_means)).sum(axis=1) / total, np.nan))
+                drawn = (counts * filled).sum(axis=1) / counts.sum(axis=1)
+                centre = filled.sum(axis=1) / finite.sum(axis=1)
+            scale = run_scale(runs, level)
+            means.append(centre + scale * (drawn - centre))
         out.append(means[0] if paired else means[0] - means[1])
     return np.concatenate(out)
 
@@ -168,4 +203,4 @@ def _counts(draws: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat, minlength=size * n).reshape(size, n).astype(np.float64)
 
 
-__all__ = ["MIN_RUNS", "N_BOOT", "Comparison", "two_level_bootstrap"]
+__all__ = ["MIN_RUNS", "N_BOOT", "Comparison", "run_scale", "two_level_bootstrap"]
