@@ -92,7 +92,7 @@ def status(dataset: Dataset, root: Path | None = None) -> str:
         return f"fetched ({root}; archives {size / 1e9:.2f} GB)"
     if placed:
         return f"partly fetched: {placed} of {len(dataset.archives)} archives ({root})"
-    return f"not fetched ({root} {'exists, not placed by fetch' if root.exists() else 'does not exist'})"
+    return f"not fetched ({root} {'exists, without its archives' if root.exists() else 'does not exist'})"
 
 
 def _digest_book() -> Path:
