@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from dragsaw.platform.launch.run import LaunchError, absolute, load_record, open_store, save_record
 
@@ -19,72 +20,157 @@ def _load(spec_path: str, overrides: Sequence[str], store: str | None, smoke: bo
 
 
 def validate(spec_path: str, overrides: Sequence[str] = (), store: str | None = None, smoke: bool = False):
-    """Load and check a spec; returns (spec, trials or None for a search). Writes nothing
-    (a synthetic dataset that is not written yet is expanded from its writer's settings
-    when the experiment runs). ``smoke``: apply the spec's ``smoke:`` overrides first.
-    Raises SpecError / LaunchError."""
+    """Load and check a spec without its data; returns (spec, Preview): the whole grid (or
+    the searches), resources, an estimate of the cost and the dataset roots missing here.
+    Writes nothing. ``smoke``: apply the spec's ``smoke:`` overrides first. Raises SpecError /
+    LaunchError (exit status 2) for anything that cannot run, on this machine included."""
     from dragsaw.platform.experiment.checks import check_paths
-    from dragsaw.platform.experiment.datasets import prepare_datasets
-    from dragsaw.platform.experiment.errors import SpecError
-    from dragsaw.platform.experiment.grid import expand
+    from dragsaw.platform.launch.preview import local_resource_problems, preview, refuse
 
     spec = _load(spec_path, overrides, store, smoke)
-    problems = check_paths(spec)
-    if problems:
-        raise LaunchError(f"{spec_path}: cannot run here:\n" + "\n".join(f"  {p}" for p in problems))
-    if spec.search is not None:
-        return spec, None
-    try:
-        datasets = prepare_datasets(spec, write=False)
-    except SpecError:
-        return spec, []  # synthetic roots not written yet: trials are known once they are
-    return spec, expand(spec, datasets)
+    refuse(check_paths(spec, require_data=False), spec_path)
+    result = preview(spec, absolute(spec.store))
+    result.notes += local_resource_problems(spec)  # a preview may be for a cluster: `run` refuses these
+    return spec, result
 
 
 def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = None, address: str | None = None,
-           dry_run: bool = False, echo: Callable[[str], None] = print, spec=None, smoke: bool = False) -> int:
+           dry_run: bool = False, echo: Callable[[str], None] = print, spec=None, smoke: bool = False,
+           wait_for_resources: float | None = None) -> int:
+    """``dragsaw run`` (see :func:`_launch`), with its exits made safe: Ray is shut down on
+    every path, and SIGINT / SIGTERM stop the run in order (see ``launch.interrupts``): the
+    command then prints what is complete, interrupted, failed and not started (counted from
+    the store, as ``dragsaw status`` counts), the command that continues, and returns 130
+    (SIGINT) or 143 (SIGTERM)."""
+    from dragsaw.platform.launch.interrupts import Interrupted, Interrupts
+    from dragsaw.platform.launch.run import ray_shutdown
+
+    interrupts = Interrupts(echo)
+    state = _RunState(address=address)
+    with interrupts:
+        try:
+            status = _launch(spec_path, overrides, store, address, dry_run, echo, spec, smoke, wait_for_resources,
+                             interrupts=interrupts, state=state)
+        except Interrupted:
+            status = None
+        finally:
+            interrupts.closing()  # from here on a signal is noted, never raised: cleanup must finish
+            ray_shutdown()
+        if status is None:
+            status = _stopped(state, interrupts, echo)
+    return status
+
+
+class _RunState:
+    """What a run knows so far, for the summary of a run that is stopped early."""
+
+    def __init__(self, address: str | None):
+        self.address = address
+        self.name: str | None = None
+        self.store_url: str | None = None
+        self.results: Any = None  # the ResultStore
+        self.recorded = False  # the spec record is in the store: `dragsaw resume` can continue
+        self.expected: list[str] | None = None  # a grid's trial ids
+        self.completed_before: set[str] = set()
+
+
+def _stopped(state: _RunState, interrupts, echo: Callable[[str], None]) -> int:
+    """Print the summary of a run stopped by a signal (or a lost lease); its exit status."""
+    import signal as signals
+
+    from dragsaw.platform.launch.outcome import count, describe, mark_unfinished_lost
+
+    name = signals.Signals(interrupts.signum).name if interrupts.signum else None
+    status = interrupts.exit_status or 1
+    if state.results is None or state.name is None:
+        echo(f"dragsaw: {name or interrupts.reason}: stopped before any trial started; nothing was written")
+        return status
+    mark_unfinished_lost(state.results, state.name, f"the driver was stopped ({name or interrupts.reason})")
+    outcome = count(state.results, state.name, state.expected, state.completed_before)
+    lines = describe(state.name, outcome, state.store_url or "", name, interrupts.reason, state.address)
+    if not state.recorded:
+        lines = lines[:1] + ["nothing to resume yet: run the spec again"]
+    for line in lines:
+        echo(line)
+    return status
+
+
+def _launch(spec_path: str, overrides: Sequence[str], store: str | None, address: str | None, dry_run: bool,
+            echo: Callable[[str], None], spec, smoke: bool, wait_for_resources: float | None, *, interrupts,
+            state: _RunState) -> int | None:
     """``dragsaw run``: check everything, then run the spec's trials on Ray and print the
     leaderboard. Trials already completed in the store are skipped (a re-run or ``resume``
     finishes an experiment; nothing counts twice). ``smoke``: apply the spec's ``smoke:``
-    overrides (its tiny CI version) before ``overrides``. Returns the exit status."""
+    overrides (its tiny CI version) before ``overrides``. ``wait_for_resources``: seconds to
+    wait for an autoscaler to add a node that fits one trial (else no fitting node: exit 2).
+    Returns the exit status."""
     from dragsaw.platform.experiment.checks import check_paths
     from dragsaw.platform.experiment.datasets import prepare_datasets
     from dragsaw.platform.experiment.grid import expand, spec_hash
+    from dragsaw.platform.launch.preview import local_resource_problems, refuse
     from dragsaw.platform.launch.provenance import git_commit, versions
     from dragsaw.platform.search.study import studies
 
     spec = spec or _load(spec_path, overrides, store, smoke)
-    problems = check_paths(spec)
-    if problems:
-        raise LaunchError(f"{spec_path}: cannot run here:\n" + "\n".join(f"  {p}" for p in problems))
+    refuse(check_paths(spec, require_data=not dry_run)
+           + (local_resource_problems(spec) if address is None and not dry_run else []), spec_path)
     store_url = absolute(spec.store)
-    if dry_run:
+    if dry_run and address is None:
         return _dry_run(spec, store_url, echo)
+    if address is not None:  # before anything is written: can any node of the cluster place a trial?
+        from dragsaw.platform.launch.preview import cluster_resource_problems
+        from dragsaw.platform.launch.run import ray_init
+
+        ray_init(address)
+        refuse(cluster_resource_problems(spec, wait_for_resources, echo), spec_path)
+        if dry_run:
+            return _dry_run(spec, store_url, echo)
     results = open_store(store_url)
     digest = spec_hash(spec)
     _same_spec_or_fail(store_url, results, spec, digest)
+    state.name, state.store_url, state.results = spec.name, store_url, results
     datasets = prepare_datasets(spec, write=True)
     context = {"store_url": store_url, "spec_hash": digest, "git_commit": git_commit(), "versions": versions(),
                "synthetic": _synthetic_recipes(spec)}
     save_record(store_url, spec, digest)
+    state.recorded = True
+    state.completed_before = results.completed(spec.name)
+    failed_before = set() if spec.search is None else _failed(results, spec.name)
     if spec.search is None:
         from dragsaw.platform.launch.run import run_grid
 
         trials = expand(spec, datasets)
-        done = results.completed(spec.name)
-        todo = [t for t in trials if t.trial_id not in done]
+        state.expected = [t.trial_id for t in trials]
+        todo = [t for t in trials if t.trial_id not in state.completed_before]
         echo(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already complete in {store_url}; "
              f"running {len(todo)} ({spec.concurrency} at once, {spec.resources.cpus:g} CPU / "
              f"{spec.resources.gpus:g} GPU each)")
-        outcome = run_grid(spec, todo, store_url, context, address, echo) if todo else {"ok": 0, "failed": 0}
+        if todo:
+            with interrupts.graceful():
+                run_grid(spec, todo, store_url, context, address, echo)
     else:
         from dragsaw.platform.launch.search_run import run_searches
 
-        outcome = run_searches(spec, studies(spec, datasets), store_url, context, address, echo)
-    echo(f"{spec.name}: {outcome['ok']} trials finished, {outcome['failed']} failed; results in {store_url}")
+        with interrupts.graceful():
+            run_searches(spec, studies(spec, datasets), store_url, context, address, echo)
+    if interrupts.stopping:
+        return None  # the summary is printed once Ray is down and nothing writes any more
+    from dragsaw.platform.launch.outcome import count, describe
+
+    outcome = count(results, spec.name, state.expected, state.completed_before)
+    for line in describe(spec.name, outcome, store_url):
+        echo(line)
     results.compact(spec.name)  # one file per partition: leaderboards read it in one request
-    _print_leaderboard(results, spec, echo)
-    return 1 if outcome["failed"] else 0
+    if outcome.completed:
+        _print_leaderboard(results, spec, echo)
+    # A grid retries every failed trial; a search samples anew, so its old failures stay.
+    return 1 if outcome.failed - failed_before else 0
+
+
+def _failed(results, name: str) -> set[str]:
+    from dragsaw.platform.launch.outcome import count
+
+    return count(results, name).failed
 
 
 def _synthetic_recipes(spec) -> dict[str, dict]:
@@ -143,24 +229,17 @@ def _changed_fields(a, b, path: str = "") -> list[str]:
 
 
 def _dry_run(spec, store_url: str, echo) -> int:
-    from dragsaw.platform.experiment.datasets import prepare_datasets
-    from dragsaw.platform.experiment.grid import expand
-    from dragsaw.platform.search.study import studies
+    """The whole grid (or the searches) with resources, cost and missing roots; nothing is
+    written, no data is needed."""
+    from dragsaw.platform.launch import preview as previews
 
-    # Synthetic look-alikes are written (data, not results) so that folds are known exactly;
-    # the store is not touched.
-    datasets = prepare_datasets(spec, write=True)
-    if spec.search is not None:
-        for study in studies(spec, datasets):
-            echo(f"study {study.study_name}: {spec.search.num_samples} samples on {study.dataset} folds "
-                 f"{list(study.folds)}, {study.resources}, objective {spec.search.objective} "
-                 f"{study.metrics} {study.modes}, scheduler {study.scheduler}")
-        return 0
-    trials = expand(spec, datasets)
-    echo(f"{spec.name}: {len(trials)} trials -> {store_url} ({spec.concurrency} at once)")
-    for t in trials:
-        echo(f"  {t.trial_id}  {t.variant:<24} {t.dataset:<14} fold {t.fold:<5} fraction {t.fraction:<5g} "
-             f"seed {t.seed:<3} cpu {t.resources['cpu']:g} gpu {t.resources['gpu']:g}")
+    local_resource_problems, preview = previews.local_resource_problems, previews.preview
+    print_trials, ray_connected = previews.print_trials, previews.ray_connected
+
+    result = preview(spec, store_url)
+    if not ray_connected():
+        result.notes += local_resource_problems(spec)  # `run` refuses these here; a cluster may not
+    print_trials(result, store_url, echo)
     return 0
 
 
@@ -203,40 +282,8 @@ def resume(name: str, store: str, address: str | None = None, echo: Callable[[st
 
 
 def status(store: str, name: str | None = None) -> str:
-    """Experiments in a store with their trial counts (completed, failed attempts, expected)."""
-    store_url = absolute(store)
-    results = open_store(store_url)
-    names = [name] if name else results.experiments()
-    if not names:
-        return f"no experiments in {store_url}"
-    lines = []
-    for exp in names:
-        table = results.trial_attempts(exp)
-        rows = table.to_pylist() if table.num_rows else []
-        completed = {r["trial_id"] for r in rows if r["status"] == "completed"}
-        failed = {r["trial_id"] for r in rows if r["status"] != "completed"} - completed
-        expected = "?"
-        try:
-            record = load_record(store_url, exp)
-            spec_data = record["spec"]
-            expected = str(_expected_trials(spec_data))
-        except LaunchError:
-            pass
-        lines.append(f"{exp}: {len(completed)} completed, {len(failed)} with failed attempts only, "
-                     f"{expected} expected")
-    return "\n".join(lines)
+    """``dragsaw status``: trials and attempts of each experiment in a store (reads only);
+    see :func:`dragsaw.platform.launch.status.status`."""
+    from dragsaw.platform.launch.status import status as _status
 
-
-def _expected_trials(spec_data: dict) -> int | str:
-    from dragsaw.platform.experiment.datasets import prepare_datasets
-    from dragsaw.platform.experiment.errors import SpecError
-    from dragsaw.platform.experiment.grid import expand
-    from dragsaw.platform.experiment.loading import validate_spec
-
-    spec = validate_spec(spec_data)
-    if spec.search is not None:
-        return f"{spec.search.num_samples} samples per dataset"
-    try:
-        return len(expand(spec, prepare_datasets(spec, write=False)))
-    except SpecError:
-        return "?"
+    return _status(store, name)

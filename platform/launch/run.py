@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,21 +98,77 @@ def load_record(store_url: str, name: str) -> dict:
     return json.loads(fs.cat_file(path))
 
 
-def ray_init(address: str | None, num_cpus: int | None = None) -> None:
+#: Credentials Ray Tune copies from the driver's environment into every trial's runtime_env
+#: (ray/tune/execution/class_cache.py), which Ray logs in plain text (runtime_env_agent.log).
+#: Trials take them from their own environment instead: the one Ray was started with
+#: (in-process), or the node's (a cluster's Secret).
+WITHHELD = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
+
+#: Not secret, and needed by trials to reach the store: passed in the job's runtime_env.
+PASSED = ("DRAGSAW_CACHE", "DRAGSAW_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+          "AWS_DEFAULT_REGION")
+
+
+def ray_init(address: str | None, num_cpus: int | None = None) -> bool:
+    """Start Ray in this process (``address`` None) or connect to a cluster; returns whether
+    this call did it (False when Ray was already initialized). No credential goes into the
+    job's runtime_env: Ray started here hands its own environment to its workers."""
     # Tune's own console tables would interleave with dragsaw's progress lines.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import logging
+
     import ray
 
+    if address is None:
+        # A cluster started here enables token authentication and says so on every run; the
+        # notice is about Ray's defaults, not about the experiment (RAY_AUTH_MODE still rules).
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+
     if ray.is_initialized():
-        return
+        return False
     runtime_env = {"env_vars": dict(WORKER_ENV)}
-    for key in ("DRAGSAW_CACHE", "DRAGSAW_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
-        if key in os.environ:  # credentials travel in the environment only, never in specs or results
+    for key in PASSED:
+        if key in os.environ:
             runtime_env["env_vars"][key] = os.environ[key]
     kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus,
                                                                     "include_dashboard": False}
     ray.init(runtime_env=runtime_env, log_to_driver=False, configure_logging=False, **kwargs)
+    from dragsaw.platform.launch.interrupts import reinstall
+
+    reinstall()  # Ray's core just replaced the SIGTERM handler with one that aborts
+    return True
+
+
+def ray_shutdown() -> None:
+    """Shut Ray down if it is initialized: every exit path calls it, since a process that
+    exits with Ray's threads running can abort (``terminate called without an active
+    exception``, exit 134)."""
+    import sys
+
+    if "ray" not in sys.modules:
+        return
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@contextmanager
+def credentials_withheld() -> Iterator[None]:
+    """Keep :data:`WITHHELD` out of ``os.environ`` while Tune creates trials, so that Tune does
+    not copy them into runtime_envs that Ray logs. Filesystems this process opened before
+    keep the credentials they resolved."""
+    saved = {k: os.environ.pop(k) for k in WITHHELD if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def fit(tuner) -> Any:
+    """``tuner.fit()`` without credentials in reach of Tune (see :func:`credentials_withheld`)."""
+    with credentials_withheld():
+        return tuner.fit()
 
 
 def trial_resources(spec, echo: Callable[[str], None] = print, address: str | None = None) -> dict[str, float]:
@@ -150,12 +207,15 @@ def tune_storage(store_url: str, name: str) -> str:
 
 
 def run_grid(spec, trials: list, store_url: str, context: dict, address: str | None,
-             echo: Callable[[str], None], trainable_fn: Callable | None = None) -> dict:
-    """Run grid trials with Ray Tune; returns {"ok": n, "failed": n}. ``trainable_fn``
-    replaces the trial runner (benchmarks measure the orchestration with fixed work)."""
+             echo: Callable[[str], None], trainable_fn: Callable | None = None, progress=None) -> dict:
+    """Run grid trials with Ray Tune; returns {"ok": n, "failed": n} as Tune saw them.
+    ``trainable_fn`` replaces the trial runner (benchmarks measure the orchestration with
+    fixed work); ``progress``: the Progress callback to use instead of a new one. The run stops in order when the active
+    ``Interrupts`` is stopping."""
     from ray import tune
 
-    from dragsaw.platform.launch.progress import Progress
+    from dragsaw.platform.launch.interrupts import StopOnInterrupt
+    from dragsaw.platform.launch.progress import Progress, failed_result
     from dragsaw.platform.launch.trainable import tune_trainable
 
     ray_init(address)
@@ -168,9 +228,10 @@ def run_grid(spec, trials: list, store_url: str, context: dict, address: str | N
         run_config=tune.RunConfig(
             name=spec.name, storage_path=tune_storage(store_url, spec.name), verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
-            callbacks=[Progress(len(trials), "dice", "max", echo)],
+            callbacks=[progress or Progress(len(trials), "dice", "max", echo, store_url=store_url)],
+            stop=StopOnInterrupt(),
         ),
     )
-    grid = tuner.fit()
-    failed = sum(1 for r in grid if r.error is not None)
+    grid = fit(tuner)
+    failed = sum(1 for r in grid if failed_result(r))
     return {"ok": len(grid) - failed, "failed": failed}

@@ -10,10 +10,22 @@ def search_trainable(config: dict, study=None, context=None) -> None:
     objective ``mean_over_folds`` every fold of the study is trained and the mean reported."""
     from ray import tune
 
-    from dragsaw.platform.launch.trainable import _numeric, run_one
+    from dragsaw.platform.launch.trainable import FAILED_KEY
+    from dragsaw.workloads.recipe.config import ConfigError
 
     params = dict(config)
     folds = study.folds if study.search.objective == "mean_over_folds" else study.folds[:1]
+    try:
+        _run_sample(study, params, folds, context)
+    except ConfigError:  # recorded as failed; raising would have Ray retry it. NaN: Optuna's FAIL
+        tune.report({**{m: float("nan") for m in study.metrics}, "epoch": 0, FAILED_KEY: 1, "done_trial": 1})
+
+
+def _run_sample(study, params: dict, folds, context) -> None:
+    from ray import tune
+
+    from dragsaw.platform.launch.trainable import _numeric, run_one
+
     if len(folds) == 1:
         final = run_one(_as_dict(study.trial(params, folds[0])), context, on_epoch=lambda m: tune.report(m))
         tune.report({**_numeric(final), "done_trial": 1})
@@ -32,13 +44,16 @@ def _as_dict(trial) -> dict:
 
 def run_searches(spec, studies: list, store_url: str, context: dict, address: str | None,
                  echo: Callable[[str], None]) -> dict:
+    """Run each study's remaining samples with Ray Tune; returns {"ok": n, "failed": n} as Tune
+    saw them. Stops in order (no further study) when the active ``Interrupts`` is stopping."""
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from dragsaw.platform.launch.progress import Progress
-    from dragsaw.platform.launch.run import concurrency, ray_init, trial_resources, tune_storage
+    from dragsaw.platform.launch.interrupts import StopOnInterrupt, stopping
+    from dragsaw.platform.launch.progress import Progress, failed_result
+    from dragsaw.platform.launch.run import concurrency, fit, ray_init, trial_resources, tune_storage
     from dragsaw.platform.search.define_by_run import open_study, optuna_search_kwargs
     from dragsaw.platform.search.storage import default_storage_url, make_storage
 
@@ -47,6 +62,8 @@ def run_searches(spec, studies: list, store_url: str, context: dict, address: st
     echo(f"Optuna studies in {url}")
     totals = {"ok": 0, "failed": 0}
     for study in studies:
+        if stopping():
+            break
         storage = make_storage(spec.search.storage, store_url, experiment=spec.name)
         existing = open_study(storage, study)
         _requeue_interrupted(existing)
@@ -62,6 +79,7 @@ def run_searches(spec, studies: list, store_url: str, context: dict, address: st
         if sched.get("type") == "asha":
             scheduler = ASHAScheduler(time_attr="epoch", max_t=sched["max_t"], grace_period=sched["grace_period"],
                                       reduction_factor=sched["reduction_factor"])
+        progress = Progress(remaining, metrics[0], modes[0], echo)
         trainable = tune.with_resources(tune.with_parameters(search_trainable, study=study, context=context),
                                         trial_resources(spec, echo, address))
         tuner = tune.Tuner(
@@ -72,10 +90,10 @@ def run_searches(spec, studies: list, store_url: str, context: dict, address: st
             run_config=tune.RunConfig(name=f"{spec.name}-{study.dataset}", verbose=0,
                                       storage_path=tune_storage(store_url, spec.name),
                                       failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
-                                      callbacks=[Progress(remaining, metrics[0], modes[0], echo)]),
+                                      callbacks=[progress], stop=StopOnInterrupt()),
         )
-        grid = tuner.fit()
-        failed = sum(1 for r in grid if r.error is not None)
+        grid = fit(tuner)
+        failed = sum(1 for r in grid if failed_result(r))
         totals["ok"] += len(grid) - failed
         totals["failed"] += failed
     return totals
