@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dragsaw.platform.experiment.configs import OVERRIDABLE, deep_merge, unflatten
@@ -30,7 +30,7 @@ _LABEL_RULE = "letters, digits, '_', '.', '=', '-' (no '+', which joins labels)"
 BASE = "base"  # the one variant of a spec without variants or axes
 
 
-def label_problems(labels) -> list[tuple[Loc, str]]:
+def label_problems(labels: Iterable[Any]) -> list[tuple[Loc, str]]:
     """A problem for every label that is not a usable variant label."""
     return [((label,), f"variant labels use {_LABEL_RULE}, but got {label!r}")
             for label in labels if not LABEL.match(str(label))]

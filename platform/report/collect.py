@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,7 +74,7 @@ class Experiment:
         seen = {t.dataset for t in self.trials}
         return [k for k in keys if k in seen] + sorted(seen - set(keys))
 
-    def ordered(self, variants) -> list[str]:
+    def ordered(self, variants: Iterable[str]) -> list[str]:
         """``variants`` in the spec's crossing order (then the rest: baseline first, sorted)."""
         variants = set(variants)
         known = [v for v in self.variant_order if v in variants]

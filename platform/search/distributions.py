@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -143,7 +144,7 @@ class SubsetDist(_Dist):
     def decode(self, encoded: str) -> list[str]:
         return [part for part in encoded.split(",") if part]
 
-    def encode(self, layers) -> str:
+    def encode(self, layers: Iterable[str]) -> str:
         chosen = set(layers)
         return ",".join(c for c in self.choices if c in chosen)
 

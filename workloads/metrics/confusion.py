@@ -37,7 +37,8 @@ BRATS_REGIONS: dict[str, frozenset[int]] = {
 }
 
 
-def confusion(pred, target, num_classes: int) -> np.ndarray:
+def confusion(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, num_classes: int
+              ) -> np.ndarray:
     """Per-class counts of one case.
 
     pred, target: (H, W) or (D, H, W) integer class indices in [0, num_classes),
@@ -50,7 +51,8 @@ def confusion(pred, target, num_classes: int) -> np.ndarray:
     return _counts(matrix, np.eye(num_classes, dtype=np.int64))[0]
 
 
-def batch_confusion(pred, target, num_classes: int) -> np.ndarray:
+def batch_confusion(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, num_classes: int
+                    ) -> np.ndarray:
     """Per-case, per-class counts of a batch; equals stacking ``confusion`` over cases.
 
     pred, target: (B, H, W) or (B, D, H, W) integer class indices in [0, num_classes).
@@ -62,7 +64,8 @@ def batch_confusion(pred, target, num_classes: int) -> np.ndarray:
     return _counts(matrix, np.eye(num_classes, dtype=np.int64))
 
 
-def region_confusion(pred, target, regions: Mapping[str, Iterable[int]],
+def region_confusion(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor,
+                     regions: Mapping[str, Iterable[int]],
                      num_classes: int | None = None) -> np.ndarray:
     """Counts of one case for regions, each a set of labels scored as one (e.g. ``BRATS_REGIONS``).
 
@@ -79,7 +82,8 @@ def region_confusion(pred, target, regions: Mapping[str, Iterable[int]],
     return _counts(_confusion_matrix(pred[None], target[None], num_classes), indicator)[0]
 
 
-def batch_region_confusion(pred, target, regions: Mapping[str, Iterable[int]],
+def batch_region_confusion(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor,
+                           regions: Mapping[str, Iterable[int]],
                            num_classes: int | None = None) -> np.ndarray:
     """``region_confusion`` for a batch: (B, H, W) or (B, D, H, W) labels -> (B, R, 4) int64."""
     indicator, num_classes = _region_indicator(regions, num_classes)

@@ -22,7 +22,11 @@ never 0 / 0 for a case with pixels, so ``empty`` does not apply to it.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
+import torch
+from numpy.typing import ArrayLike
 
 from dragsaw.workloads._checks import one_of
 
@@ -33,19 +37,19 @@ EMPTY_RULES = ("nan", "one")
 METRICS = ("dice", "jaccard", "accuracy")
 
 
-def dice(counts, empty: str = "nan") -> np.ndarray:
+def dice(counts: ArrayLike, empty: str = "nan") -> np.ndarray:
     """2 TP / (2 TP + FP + FN): (..., 4) counts -> (...) float64; ``empty`` as in the module doc."""
     tp, fp, fn, _ = _fields(counts)
     return _ratio(2 * tp, 2 * tp + fp + fn, _empty_value(empty))
 
 
-def jaccard(counts, empty: str = "nan") -> np.ndarray:
+def jaccard(counts: ArrayLike, empty: str = "nan") -> np.ndarray:
     """TP / (TP + FP + FN): (..., 4) counts -> (...) float64; ``empty`` as in the module doc."""
     tp, fp, fn, _ = _fields(counts)
     return _ratio(tp, tp + fp + fn, _empty_value(empty))
 
 
-def accuracy(counts, empty: str = "nan") -> np.ndarray:
+def accuracy(counts: ArrayLike, empty: str = "nan") -> np.ndarray:
     """(TP + TN) / (TP + FP + FN + TN): (..., 4) counts -> (...) float64.
 
     ``empty`` is checked but has no effect (accuracy is defined whenever the case has
@@ -59,15 +63,22 @@ def accuracy(counts, empty: str = "nan") -> np.ndarray:
 _BY_NAME = {"dice": dice, "jaccard": jaccard, "accuracy": accuracy}
 
 
-def metric_function(metric: str):
+class Metric(Protocol):
+    """The signature of ``dice``, ``jaccard`` and ``accuracy``."""
+
+    def __call__(self, counts: ArrayLike, empty: str = "nan") -> np.ndarray: ...
+
+
+def metric_function(metric: str) -> Metric:
     """The function for a metric name in ``METRICS``; fails with the valid names otherwise."""
     one_of("metric", metric, METRICS)
     return _BY_NAME[metric]
 
 
-def check_counts(name: str, counts, ndim: int | None = None, shape_hint: str = "(..., 4)") -> np.ndarray:
+def check_counts(name: str, counts: ArrayLike, ndim: int | None = None, shape_hint: str = "(..., 4)"
+                 ) -> np.ndarray:
     """``counts`` as an int64 numpy array after checking its kind, shape and signs."""
-    array = np.asarray(counts.detach().cpu() if hasattr(counts, "detach") else counts)
+    array = np.asarray(counts.detach().cpu() if isinstance(counts, torch.Tensor) else counts)
     if not (np.issubdtype(array.dtype, np.integer)):
         raise TypeError(f"`{name}` must hold integer counts {shape_hint} (tp, fp, fn, tn), "
                         f"but got dtype {array.dtype}")
@@ -79,7 +90,7 @@ def check_counts(name: str, counts, ndim: int | None = None, shape_hint: str = "
     return array.astype(np.int64, copy=False)
 
 
-def _fields(counts):
+def _fields(counts: ArrayLike) -> tuple[np.ndarray, ...]:
     array = check_counts("counts", counts)
     return tuple(array[..., k] for k in range(4))
 

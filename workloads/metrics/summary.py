@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from dragsaw.workloads._checks import one_of
 from dragsaw.workloads.metrics.scores import (
@@ -37,15 +38,15 @@ CONVENTIONS = ("paper2d", "foreground")
 
 
 @overload
-def summarize(per_case_counts, convention: str, metric: str, empty: str = ..., *,
+def summarize(per_case_counts: ArrayLike, convention: str, metric: str, empty: str = ..., *,
               background: int | None = ..., per_class: Literal[False] = ...) -> float: ...
 @overload
-def summarize(per_case_counts, convention: str, metric: str, empty: str = ..., *,
+def summarize(per_case_counts: ArrayLike, convention: str, metric: str, empty: str = ..., *,
               background: int | None = ..., per_class: Literal[True]) -> np.ndarray: ...
 @overload
-def summarize(per_case_counts, convention: str, metric: str, empty: str = ..., *,
+def summarize(per_case_counts: ArrayLike, convention: str, metric: str, empty: str = ..., *,
               background: int | None = ..., per_class: bool) -> float | np.ndarray: ...
-def summarize(per_case_counts, convention: str, metric: str, empty: str = "nan", *,
+def summarize(per_case_counts: ArrayLike, convention: str, metric: str, empty: str = "nan", *,
               background: int | None = 0, per_class: bool = False) -> float | np.ndarray:
     """One dataset-level number (or one per class) from per-case counts.
 
@@ -91,7 +92,7 @@ def summarize(per_case_counts, convention: str, metric: str, empty: str = "nan",
     return class_means if per_class else float(np.mean(class_means))
 
 
-def case_rows(case_id, counts, class_names: Sequence[str], empty: str = "nan") -> list[dict]:
+def case_rows(case_id: str, counts: ArrayLike, class_names: Sequence[str], empty: str = "nan") -> list[dict]:
     """One plain dict per class (or region) of one case, for the ``cases`` table.
 
     counts: (M, 4) int counts of the case (``confusion`` or ``region_confusion``);

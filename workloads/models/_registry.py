@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -63,7 +64,7 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def build_model(name: str, *, in_channels: int, num_classes: int, width: float = 1.0, **options) -> nn.Module:
+def build_model(name: str, *, in_channels: int, num_classes: int, width: float = 1.0, **options: Any) -> nn.Module:
     """Build registered model ``name``.
 
     in_channels: channels of the input image (>= 1); num_classes: M, output channels

@@ -53,7 +53,8 @@ def dice_affinity(patches_a: torch.Tensor, patches_b: torch.Tensor, eps: float =
     return dice.mean(-1)
 
 
-def constant_affinity(batch: int, n: int, k: int, value: float = 0.5, device=None) -> torch.Tensor:
+def constant_affinity(batch: int, n: int, k: int, value: float = 0.5, device: torch.device | str | None = None
+                      ) -> torch.Tensor:
     """Table V variant "constant w": every pair scores ``value`` (the paper uses 0.5)."""
     return torch.full((batch, n, k), float(value), device=device)
 

@@ -94,7 +94,8 @@ def field_boxes(positions: torch.Tensor, field: ReceptiveField) -> torch.Tensor:
     return torch.stack([start, start + size - 1], dim=-1)
 
 
-def position_encoding(boxes: torch.Tensor, image_size: Sequence[int], dtype=torch.float32) -> torch.Tensor:
+def position_encoding(boxes: torch.Tensor, image_size: Sequence[int], dtype: torch.dtype = torch.float32
+                      ) -> torch.Tensor:
     """The normalised box (start/size, end/size per axis), the coordinates the paper
     concatenates to each feature vector. boxes: (B, N, d, 2) -> (B, N, 2d)."""
     size = torch.tensor(list(image_size), device=boxes.device, dtype=dtype).view(1, 1, -1, 1)

@@ -40,7 +40,7 @@ def grid_positions(n: int, size: Sequence[int]) -> torch.Tensor:
 
 
 def random_positions(batch: int, n: int, size: Sequence[int], generator: torch.Generator | None = None,
-                     device=None) -> torch.Tensor:
+                     device: torch.device | str | None = None) -> torch.Tensor:
     """N distinct random feature indices per image: (B, N, d) int64."""
     total = math.prod(size)
     if n > total:
