@@ -4,7 +4,7 @@ parts of a trial config (model / plugins / train / eval) before a dataset is kno
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -78,7 +78,7 @@ def placeholder_plugins(plugins: Mapping) -> dict:
     return out
 
 
-def part_problems(config: Mapping[str, Any], parts=OVERRIDABLE) -> list[tuple[Loc, str]]:
+def part_problems(config: Mapping[str, Any], parts: Iterable[str] = OVERRIDABLE) -> list[tuple[Loc, str]]:
     """(loc, message) for what is wrong in the ``parts`` of a trial-config dict, by the
     workload's own models (ModelConfig, PluginsConfig, TrainConfig, EvalConfig)."""
     problems: list[tuple[Loc, str]] = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ _FLOAT_RE = re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
 class SpecLoader(yaml.SafeLoader):
     """Safe YAML with 1.2 booleans and floats; duplicate keys are errors."""
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, Node] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -218,7 +218,7 @@ def validate_spec(data: Any, source: str | None = None, node: Node | None = None
     return spec
 
 
-def load_spec(path, overrides: Iterable[str] = (), *, smoke: bool = False) -> ExperimentSpec:
+def load_spec(path: str | Path, overrides: Iterable[str] = (), *, smoke: bool = False) -> ExperimentSpec:
     """Read, override and validate the spec in ``path``.
 
     overrides: ``key.sub=value`` strings (values read as YAML: ``seeds=[0,1]``), applied after

@@ -258,8 +258,8 @@ def mean_std(row: dict | None) -> str:
     return text if _missing(row.get("std")) else f"{text} ± {100 * row['std']:.2f}"
 
 
-def p_text(p) -> str:
-    if _missing(p):
+def p_text(p: float | None) -> str:
+    if p is None or _missing(p):
         return DASH
     return "<0.0001" if p < 1e-4 else f"{p:.3g}"
 

@@ -28,9 +28,9 @@ condition holds. ``apply(base, params)`` turns the sampled values into a trial c
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -64,6 +64,17 @@ class SpaceError(ValueError):
     def __init__(self, problems: list[tuple[Loc, str]]):
         self.problems = problems
         super().__init__("\n".join(f"{'.'.join(map(str, loc)) or 'space'}: {msg}" for loc, msg in problems))
+
+
+class Suggester(Protocol):
+    """What :meth:`SearchSpace.suggest` draws from: an ``optuna.trial.BaseTrial`` or a stand-in."""
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
+                      log: bool = False) -> float: ...
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -244,7 +255,7 @@ class SearchSpace:
         raise KeyError(f"{name!r} is not a parameter of this space; {closest(name, self.names())}")
 
     # -- sampling ---------------------------------------------------------------------
-    def suggest(self, trial) -> dict[str, Any]:
+    def suggest(self, trial: Suggester) -> dict[str, Any]:
         """Define-by-run: sample every parameter whose condition holds from ``trial`` (an
         ``optuna.trial.BaseTrial``, or anything with suggest_float/int/categorical), in order.
         Returns param name -> value (subsets as lists of names, categorical values decoded)."""
@@ -347,7 +358,7 @@ class SearchSpace:
         return config
 
 
-def _suggest(trial, name: str, dist):
+def _suggest(trial: Suggester, name: str, dist: Distribution) -> Any:
     if isinstance(dist, FloatDist):
         return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
     if isinstance(dist, IntDist):
