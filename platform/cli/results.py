@@ -10,7 +10,12 @@ from dragsaw.platform.cli._common import UsageError, store_parent, store_url
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from dragsaw.platform.leaderboard import across_datasets, draw_cd_diagram, format_rows, leaderboard
+    from dragsaw.platform.leaderboard import (
+        across_datasets,
+        draw_cd_diagram,
+        format_rows,
+        leaderboard,
+    )
     from dragsaw.platform.leaderboard._cd_diagram import FORMATS as DIAGRAM_FORMATS
     from dragsaw.platform.store import ResultStore
 

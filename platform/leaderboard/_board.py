@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +27,8 @@ GroupKey = tuple[str, str, "float | None"]
 
 
 def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset: str | None = None,
-                metric: str = "dice", convention: str | None = None, baseline: str | None = FROM_SPEC,
+                metric: str = "dice", convention: str | None = None,
+                baseline: str | Mapping[str, str | None] | None = FROM_SPEC,
                 variants: list[str] | None = None, alpha: float = 0.05) -> list[dict]:
     """One row per (experiment, dataset, data fraction, variant) over completed trials (the
     latest completed attempt of each trial_id), recomputed from the ``cases`` counts.
@@ -37,8 +39,9 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
     baseline: "spec" (default): each variant is compared with its baseline as the
     experiment's spec declares it (with axes, ``fcn+pdcr`` with ``fcn+baseline``), and Holm's
     correction runs over the spec's variants; no comparisons when the store keeps no spec
-    or the spec names no baseline. A variant name: every variant against that one. None:
-    no comparisons.
+    or the spec names no baseline. A variant name: every variant against that one. A mapping
+    variant -> its baseline (None: not compared): those comparisons, the mapping's keys being
+    the family. None: no comparisons.
     variants: show only these (and their baselines); the numbers are those of the whole board.
     alpha: level of the ``verdict`` (on the Holm-adjusted p-value).
 
@@ -81,7 +84,7 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
             for key, by_variant, rows in boards:
                 family = families.get(key[0])
                 if family is not None:
-                    _check_baseline(key, by_variant, family, explicit=baseline not in (None, FROM_SPEC))
+                    _check_baseline(key, by_variant, family, explicit=isinstance(baseline, str) and baseline != FROM_SPEC)
                     compare_group(rows, by_variant, family, values, trials, alpha)
     finally:
         con.close()
@@ -90,11 +93,17 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
             if shown is None or row["variant"] in shown]
 
 
-def _families(store, trials: pa.Table, baseline: str | None, present: list[str]) -> dict[str, Family | None]:
+def _families(store, trials: pa.Table, baseline, present: list[str]) -> dict[str, Family | None]:
     """experiment -> the family of comparisons (None: no comparisons there)."""
     experiments = sorted(set(trials.column("experiment").to_pylist()))
     if baseline is None:
         return dict.fromkeys(experiments)
+    if isinstance(baseline, Mapping):
+        bad = {k: v for k, v in baseline.items() if not isinstance(k, str) or not (v is None or isinstance(v, str))}
+        if bad:
+            raise ValueError(f"`baseline` as a mapping must map variant names to variant names or None, but got {bad}")
+        family = Family({k: v for k, v in baseline.items() if v is not None}, tuple(baseline), "mapping")
+        return dict.fromkeys(experiments, family)
     if baseline == FROM_SPEC:
         return {e: spec_family(store, e) for e in experiments}
     if baseline not in present:

@@ -33,12 +33,12 @@ def draw_cd_diagram(ranking: Ranking, path: str | Path | None = None, fmt: str |
     left, right = order[: (k + 1) // 2], order[(k + 1) // 2:]
     rows = max(len(left), len(right))
     groups = cliques(ranks, ranking.cd)
-    height = 1.2 + 0.28 * rows + 0.12 * len(groups)
+    height = 1.5 + 0.28 * rows + 0.12 * len(groups)
     fig = Figure(figsize=(7.0, height), dpi=100)
     ax = fig.add_axes((0.22, 0.0, 0.56, 1.0))
     top = 0.0
     ax.set_xlim(1, k)
-    ax.set_ylim(-(rows + 1.2) * 0.28 - 0.12 * len(groups) - 0.1, 0.75)
+    ax.set_ylim(-(rows + 1.2) * 0.28 - 0.12 * len(groups) - 0.1, 1.05)
     ax.axis("off")
     ax.plot([1, k], [top, top], color="black", lw=1)
     for r in range(1, k + 1):
@@ -53,7 +53,7 @@ def draw_cd_diagram(ranking: Ranking, path: str | Path | None = None, fmt: str |
         ax.plot([x, x], [cd_y - 0.04, cd_y + 0.04], color="black", lw=1.5)
     ax.text(1 + ranking.cd / 2, cd_y + 0.05, f"CD = {ranking.cd:.2f} (Nemenyi, α = {ranking.alpha:g})",
             ha="center", va="bottom", fontsize=8)
-    bars = -0.12 * len(groups) - 0.05
+    bars = -0.12 * len(groups) - 0.1
     for i, v in enumerate(left):
         y = bars - 0.28 * (i + 1)
         ax.plot([ranks[v], ranks[v], 1 - 0.05], [top, y, y], color="black", lw=0.8, clip_on=False)
@@ -63,14 +63,14 @@ def draw_cd_diagram(ranking: Ranking, path: str | Path | None = None, fmt: str |
         ax.plot([ranks[v], ranks[v], k + 0.05], [top, y, y], color="black", lw=0.8, clip_on=False)
         ax.text(k + 0.08, y, f"({ranks[v]:.2f}) {v}", ha="left", va="center", fontsize=9, clip_on=False)
     for i, group in enumerate(groups):
-        y = -0.1 - 0.12 * i
+        y = -0.15 - 0.12 * i
         ax.plot([ranks[group[0]] - 0.03, ranks[group[-1]] + 0.03], [y, y], color="black", lw=3.5,
                 solid_capstyle="butt")
     friedman = ranking.friedman
     title = f"Mean ranks of {ranking.metric} over {len(ranking.blocks)} datasets"
     if friedman is not None:
-        title += f"; Friedman p = {friedman.p_value:.3g}"
-    fig.suptitle(title, fontsize=9, y=0.995, va="top")
+        title += f"; Friedman p = {friedman.p_value:.3g}" if friedman.p_value >= 1e-4 else "; Friedman p < 0.0001"
+    ax.text((1 + k) / 2, 0.95, title, ha="center", va="top", fontsize=9)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
     data = buf.getvalue()

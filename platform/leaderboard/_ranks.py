@@ -41,7 +41,8 @@ def rank_rows(scores: np.ndarray, higher_is_better: bool = True) -> np.ndarray:
 @dataclass(frozen=True)
 class Friedman:
     """chi2: Friedman's statistic; f: Iman-Davenport's F_F; p_value: from F_F with (k-1,
-    (k-1)(N-1)) degrees of freedom (Demsar's recommendation); p_chi2: from chi2 with k-1."""
+    (k-1)(N-1)) degrees of freedom (Demsar's recommendation), or, when every dataset ranks
+    the variants alike (F_F infinite), the exact (k!)^-(N-1); p_chi2: from chi2 with k-1."""
 
     chi2: float
     f: float
@@ -61,8 +62,10 @@ def friedman(mean_ranks: np.ndarray, n_datasets: int) -> Friedman:
     chi2 = 12 * n / (k * (k + 1)) * (float(np.sum(r ** 2)) - k * (k + 1) ** 2 / 4)
     chi2 = max(chi2, 0.0)
     denominator = n * (k - 1) - chi2
-    f = (n - 1) * chi2 / denominator if denominator > 0 else math.inf
-    p = float(stats.f.sf(f, k - 1, (k - 1) * (n - 1))) if math.isfinite(f) else 0.0
+    f = (n - 1) * chi2 / denominator if denominator > 1e-9 else math.inf
+    # Every dataset ranks the variants alike: F_F is infinite; the exact p-value is that of N
+    # identical rankings by chance, (k!)^-(N-1) (1/2 for two datasets and two variants).
+    p = float(stats.f.sf(f, k - 1, (k - 1) * (n - 1))) if math.isfinite(f) else math.factorial(k) ** -(n - 1)
     return Friedman(chi2=chi2, f=f, p_value=p, p_chi2=float(stats.chi2.sf(chi2, k - 1)), n_datasets=n, k=k)
 
 

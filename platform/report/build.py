@@ -13,6 +13,7 @@ from dragsaw.platform.report.document import Block, Document, Section, Text
 from dragsaw.platform.report.figures import fraction_curves, learning_curves, per_layer
 from dragsaw.platform.report.pictures import default_choice, pictures
 from dragsaw.platform.report.provenance import provenance_blocks
+from dragsaw.platform.report.ranking import ranking_blocks
 from dragsaw.platform.report.tables import (
     Board,
     cross_dataset_table,
@@ -53,6 +54,9 @@ def write_report(store_url: str, experiment: str, out_dir: str | Path, *,
     across = cross_dataset_table(exp, boards)
     if across is not None:
         doc.sections.append(Section("Across datasets (Table II)", [across]))
+    ranking = ranking_blocks(boards)
+    if ranking:
+        doc.sections.append(Section("Ranking across datasets (critical-difference diagram)", ranking))
     for title, figures in (("Learning curves", learning_curves(exp, boards)),
                            ("Per-layer ablation (Figs. 5, 6)", per_layer(exp, boards)),
                            ("Limited training data (Fig. 7)", fraction_curves(exp, boards))):

@@ -1,10 +1,11 @@
 """The experiment's numbers laid out like the paper's tables.
 
 Scores come from ``platform.leaderboard`` (recomputed from the stored per-case counts, mean
-and std over folds and seeds, paired tests against the baseline with Holm's correction). The
-report asks it once per dataset, data fraction, metric and group of variants that share a
-baseline (``fcn+pdcr`` is compared with ``fcn+baseline``, ``unet+pdcr`` with ``unet+baseline``),
-so that Holm's correction runs over the comparisons of one group, as in the paper's blocks.
+and std over folds and seeds, each variant against its own baseline by a two-level bootstrap
+over runs and cases: ``fcn+pdcr`` against ``fcn+baseline``, ``unet+pdcr`` against
+``unet+baseline``). The report asks it once per dataset, data fraction and metric; Holm's
+correction runs over all the experiment's comparisons (the spec's family), whatever the table
+shows.
 
 Scores are shown in percent like the paper's: ``mean ± std (n)``; the best mean of each
 column within a group of variants that share a baseline is bold.
@@ -88,23 +89,23 @@ def _fill(exp: Experiment, board: Board, store: ResultStore) -> None:
         b = exp.baseline_of(v)
         groups.setdefault(b if b in board.trials else None, []).append(v)
     board.groups = list(groups.items())
+    # One leaderboard per metric over every variant: each compared with its own baseline, Holm's
+    # family being the experiment's variants (the spec's when it has one), not a group's.
+    family = {v: exp.baseline_of(v) for v in exp.ordered(set(exp.variant_order) | set(board.variants))}
     for metric, _ in METRICS:
-        board.rows[metric] = {}
-        for baseline, variants in board.groups:
-            for r in _rows(exp, board, store, metric, baseline, variants):
-                board.rows[metric][r["variant"]] = r
+        board.rows[metric] = {r["variant"]: r for r in _rows(exp, board, store, metric, family)}
 
 
-def _rows(exp, board, store, metric, baseline, variants) -> list[dict]:
-    args = {"experiment": exp.name, "dataset": board.dataset, "metric": metric, "variants": variants}
+def _rows(exp, board, store, metric, family) -> list[dict]:
+    args = {"experiment": exp.name, "dataset": board.dataset, "metric": metric}
     try:
-        return leaderboard(store, baseline=baseline, **args)
+        return leaderboard(store, baseline=family if family and any(family.values()) else None, **args)
     except ValueError as err:
-        if baseline is None:
-            board.notes.append(f"{metric}: no scores for {', '.join(variants)}: {err}")
+        if family is None:
+            board.notes.append(f"{metric}: no scores: {err}")
             return []
-        board.notes.append(f"{metric}: no paired tests against {baseline!r}: {err}")
-        return _rows(exp, board, store, metric, None, variants)
+        board.notes.append(f"{metric}: no comparisons with the baseline: {err}")
+        return _rows(exp, board, store, metric, None)
 
 
 # --- tables ---------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def results_table(exp: Experiment, board: Board) -> Table:
     """Rows = variants; JA / DI / AC as mean ± std (n) in percent; the paper's numbers beside
     them where dataset and protocol are the paper's; the Holm-corrected paired t-test of DI."""
     columns = ["Variant"] + [f"{abbr} (%)" for _, abbr in METRICS] + [f"Paper {abbr}" for _, abbr in METRICS]
-    columns += ["Paper source", "p DI vs baseline (t, Holm)"]
+    columns += ["Paper source", "p DI vs baseline (bootstrap, Holm)"]
     rows, notes = [], list(board.notes)
     paper, withheld = _paper_rows(exp, board)
     by_reasons: dict[tuple, list[str]] = defaultdict(list)
@@ -143,36 +144,47 @@ def results_table(exp: Experiment, board: Board) -> Table:
 
 
 def paired_table(board: Board) -> Table | None:
-    """Paired tests of each variant against its baseline over the same cases, per metric:
-    mean paired difference (percentage points) and Holm-corrected p-values (t-test; Wilcoxon for DI)."""
-    columns = ["Variant", "vs", "cases"]
+    """Each variant against its baseline, per metric, over training runs and held-out cases:
+    the mean difference in percentage points with its 95% interval (two-level bootstrap over
+    runs and cases) and the Holm-adjusted p-value; for DI also how many runs agree in sign and
+    the verdict (one run per variant is never tested)."""
+    columns = ["Variant", "vs", "runs", "cases"]
     for _, abbr in METRICS:
-        columns += [f"Δ{abbr} (pp)", f"p {abbr}"] + (["p DI (Wilcoxon)"] if abbr == "DI" else [])
-    columns.append("DI: p < 0.05?")
+        columns += [f"Δ{abbr} (pp) [95% CI]", f"p {abbr}"]
+    columns += ["DI: runs agree", "DI: verdict"]
     rows = []
     for baseline, variants in board.groups:
         for v in variants:
-            d = board.row("dice", v)
-            if baseline is None or v == baseline or not d:
+            if baseline is None or v == baseline or not board.row("dice", v):
                 continue
-            n = d.get("n_cases")
-            cells = [Cell(v), Cell(baseline), Cell(DASH if n is None else str(n))]
-            for m, abbr in METRICS:
+            d = board.row("dice", v) or {}
+            cells = [Cell(v), Cell(baseline), Cell(_count(d.get("n_runs"))), Cell(_count(d.get("n_cases")))]
+            for m, _ in METRICS:
                 r = board.row(m, v) or {}
-                delta = r.get("delta")
-                cells += [Cell(DASH if delta is None or _missing(delta) else f"{100 * delta:+.2f}"),
-                          Cell(p_text(r.get("p_value")))]
-                if abbr == "DI":
-                    cells.append(Cell(p_text(r.get("p_wilcoxon_holm"))))
-            p = d.get("p_value")
-            cells.append(Cell(DASH if p is None or _missing(p) else ("yes" if p < 0.05 else "no")))
+                cells += [Cell(delta_ci(r)), Cell(p_text(r.get("p_value")))]
+            cells += [Cell(d.get("runs_agree") or DASH), Cell(d.get("verdict") or DASH)]
             rows.append(cells)
     if not rows:
         return None
-    note = ("p: paired t-test (and Wilcoxon signed-rank for DI) over the same held-out cases (and fold, "
-            "seed), Holm-corrected over the variants compared with one baseline; Δ: mean of "
-            "(variant − baseline) over the pairs, in percentage points")
+    note = ("Δ: variant − baseline, the mean over training runs (fold × seed) of the mean difference over the same "
+            "held-out cases, in percentage points; [95% CI]: two-level bootstrap (runs, then cases within each "
+            "fold, the same cases for every run), widened for few runs (t with runs − 1 degrees of freedom); "
+            "p: the bootstrap's two-sided p-value, Holm-adjusted over all the experiment's comparisons with a "
+            "baseline; runs agree: runs whose own difference has the sign of Δ; verdict at p < 0.05")
     return Table(columns, rows, f"Paired tests against the baseline on {board.title}", [note])
+
+
+def delta_ci(row: dict | None) -> str:
+    """``+1.23 [-0.40, +2.86]`` in percentage points; without an interval just the difference."""
+    if not row or _missing(row.get("delta")):
+        return DASH
+    text = f"{100 * row['delta']:+.2f}"
+    low, high = row.get("ci_low"), row.get("ci_high")
+    return text if _missing(low) or _missing(high) else f"{text} [{100 * low:+.2f}, {100 * high:+.2f}]"
+
+
+def _count(value) -> str:
+    return DASH if value is None else str(value)
 
 
 def cross_dataset_table(exp: Experiment, boards: list[Board]) -> Table | None:
@@ -289,6 +301,7 @@ __all__ = [
     "METRICS",
     "Board",
     "cross_dataset_table",
+    "delta_ci",
     "mean_std",
     "mean_std_n",
     "p_text",

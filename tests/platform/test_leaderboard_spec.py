@@ -209,3 +209,23 @@ def test_across_datasets_ranks_friedman_cd(local_store_url, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert {"variant", "mean_rank", "n_datasets", "friedman_p", "p_holm", "cd"} <= set(data[0])
     assert data[0]["n_datasets"] == 3 and (tmp_path / "cli.svg").exists()
+
+
+def test_report_ranks_across_datasets_with_a_cd_diagram(local_store_url, tmp_path):
+    from dragsaw.platform.report import write_report
+
+    _three_datasets(local_store_url)
+    page = write_report(local_store_url, "quickstart", tmp_path / "report", trials_for_pictures=[])
+    html = page.read_text()
+    start = html.index("<caption>Ranking across 3 datasets")
+    table = html[start:html.index("</table>", start)]
+    assert "<th>Rank isic2017</th>" in table and "<td>pdcr</td><td><strong>1.00</strong></td>" in table
+    assert "Nemenyi critical difference CD = 1.91" in html[start:]
+    assert (tmp_path / "report" / "cd-diagram.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Critical-difference diagram" in html and "](cd-diagram.png)" in (tmp_path / "report" / "report.md").read_text()
+    paired = html[html.index("<caption>Paired tests against the baseline on isic2016"):]
+    paired = paired[:paired.index("</table>")]
+    # Every case better by 0.04 in both runs: no spread, so the interval is the point; p is the
+    # bootstrap's smallest, 2 / 2001, times 3 (the spec's family: pdcr, uafr, pdcr-uafr).
+    assert "<td>pdcr</td><td>baseline</td><td>2</td><td>16</td>" in paired
+    assert "<td>+4.00 [+4.00, +4.00]</td><td>0.003</td>" in paired and "<td>2/2</td><td>better</td>" in paired

@@ -58,6 +58,10 @@ def test_demsar_friedman_and_iman_davenport():
     assert test.p_value < 0.05 and test.k == 4 and test.n_datasets == 14
     assert test.p_chi2 == pytest.approx(stats.chi2.sf(test.chi2, 3))
     assert friedman([2.0, 2.0, 2.0], 10).chi2 == 0.0 and friedman([2.0, 2.0, 2.0], 10).p_value == 1.0
+    # Full agreement of every dataset: F_F infinite, exact p = P(N equal rankings) = (k!)^-(N-1).
+    agree = friedman([1.0, 2.0], 2)
+    assert agree.chi2 == 2.0 and agree.f == math.inf and agree.p_value == 0.5
+    assert friedman([1.0, 2.0, 3.0], 3).p_value == pytest.approx(1 / 36)
 
 
 @pytest.mark.parametrize("k, alpha, q", [(2, .05, 1.960), (3, .05, 2.343), (4, .05, 2.569), (5, .05, 2.728),
