@@ -7,12 +7,23 @@ import argparse
 from dragsaw.platform.cli._common import address_parent, spec_parent, store_parent, store_url
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, 604800], got {text!r}")
+    return value
+
+
 def _validate(args: argparse.Namespace) -> int:
     from dragsaw.platform.launch import validate
 
-    spec, trials = validate(args.spec, args.set, smoke=args.smoke)
-    what = f"{len(trials)} trials" if trials is not None else "a search"
-    print(f"{args.spec}: valid ({spec.name}: {what})")
+    spec, preview = validate(args.spec, args.set, smoke=args.smoke)
+    print(f"{args.spec}: valid")
+    for line in preview.summary():
+        print(line)
     return 0
 
 
@@ -20,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     from dragsaw.platform.launch import launch
 
     return launch(args.spec, overrides=args.set, store=args.store, address=args.address, dry_run=args.dry_run,
-                  smoke=args.smoke)
+                  smoke=args.smoke, wait_for_resources=args.wait_for_resources)
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -52,7 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     store, address, spec = store_parent(), address_parent(), spec_parent()
 
     p = sub.add_parser("run", parents=[spec, store, address], help="launch an experiment spec (grid or search) on Ray")
-    p.add_argument("--dry-run", action="store_true", help="print the expanded trials and resources, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print every trial, the resources, an estimate of the cost and the missing dataset roots; "
+                        "needs no data, runs and writes nothing")
+    p.add_argument("--wait-for-resources", type=_seconds, default=None, metavar="SECONDS",
+                   help="with --address on a cluster with an autoscaler: wait up to SECONDS for a node that fits "
+                        "one trial (default: refuse at once, exit 2, when no node can place a trial)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("resume", parents=[store, address], help="continue an interrupted experiment from the store")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from dragsaw.platform.experiment.configs import deep_merge, plugin_layers, unflatten
-from dragsaw.platform.experiment.datasets import fold_problems, folds_of, resolve_root
+from dragsaw.platform.experiment.datasets import fold_problems, folds_of, outline, resolve_root
 from dragsaw.platform.experiment.errors import Loc, format_loc
 from dragsaw.platform.experiment.schema import ExperimentSpec
 from dragsaw.platform.experiment.variants import axis_entries, combine
@@ -21,6 +21,7 @@ from dragsaw.workloads._checks import closest
 from dragsaw.workloads.data import DATASETS, load_dataset
 from dragsaw.workloads.models import build_model, model_names
 from dragsaw.workloads.plugins import declared_stages
+from dragsaw.workloads.recipe.preflight import config_problems
 
 
 class _Models:
@@ -79,7 +80,7 @@ def _layer_problems(where: Loc, parts: Mapping, models: _Models, reported: set, 
     return out
 
 
-def _dataset_problems(spec: ExperimentSpec, models: _Models) -> list[str]:
+def _dataset_problems(spec: ExperimentSpec, models: _Models, require_data: bool = True) -> list[str]:
     problems = []
     for i, d in enumerate(spec.datasets):
         where = f"datasets[{i}]"
@@ -95,9 +96,16 @@ def _dataset_problems(spec: ExperimentSpec, models: _Models) -> list[str]:
             continue
         root = resolve_root(d.root)
         if not root.exists():
-            if d.synthetic is None:
+            if d.synthetic is None and require_data:
                 problems.append(f"{where}.root: {d.root} does not exist (resolved: {root}); give the folder the "
                                 "dataset was extracted into, or a `synthetic:` section to write a look-alike there")
+                continue
+            try:
+                known = outline(d)  # its classes, dimensionality and official splits
+            except ValueError as exc:
+                problems.append(f"{where}.root: {d.root} does not exist (resolved: {root}) and {exc}")
+                continue
+            problems += _dims_problems(where, d.name, known.spatial_dims, model_dims)
             continue
         if not root.is_dir():
             problems.append(f"{where}.root: {root} is not a folder")
@@ -112,10 +120,12 @@ def _dataset_problems(spec: ExperimentSpec, models: _Models) -> list[str]:
             folds_of(d, dataset)
         except ValueError as exc:
             problems.append(f"{where}.folds: {exc}")
-        for dims, model in sorted(model_dims):
-            if dims != dataset.spatial_dims:
-                problems.append(f"{where}: {d.name} is {dataset.spatial_dims}D but model {model} is {dims}D")
+        problems += _dims_problems(where, d.name, dataset.spatial_dims, model_dims)
     return problems
+
+
+def _dims_problems(where: str, name: str, dims: int, model_dims: set) -> list[str]:
+    return [f"{where}: {name} is {dims}D but model {model} is {m}D" for m, model in sorted(model_dims) if m != dims]
 
 
 def _search_problems(spec: ExperimentSpec, base: dict, models: _Models, reported: set) -> list[str]:
@@ -145,15 +155,19 @@ def _search_problems(spec: ExperimentSpec, base: dict, models: _Models, reported
     return problems
 
 
-def check_paths(spec: ExperimentSpec) -> list[str]:
+def check_paths(spec: ExperimentSpec, require_data: bool = True) -> list[str]:
     """Problems that stop ``spec`` from running here, each ``path: message`` (empty when fine):
     dataset names and roots (a root may be absent when ``synthetic`` is given), folds the
     datasets lack, model names, 2D/3D mismatches, and every plug-in layer name (base,
     variants, axes, crossed variants, search placements) the chosen model does not have,
-    with the closest valid names. Models are built on the ``meta`` device (no memory)."""
+    with the closest valid names, and what the models refuse (``preflight``: PDCR ``n`` beyond a
+    layer's positions, patches larger than the image), once per distinct (model, width, image
+    size, placement). Models are built on the ``meta`` device (no memory).
+    ``require_data=False`` (validate, dry runs): a missing root is no problem; its dataset is
+    known from its outline (classes, dimensionality, official splits)."""
     models = _Models()
     reported: set = set()
-    problems = _dataset_problems(spec, models)
+    problems = _dataset_problems(spec, models, require_data)
     base = spec.base_config()
     problems += _layer_problems((), base, models, reported)
     bases: dict[str, tuple[str, dict]] = {}
@@ -172,11 +186,27 @@ def check_paths(spec: ExperimentSpec) -> list[str]:
         for where, _label, overrides in axis_entries(axis, values):
             problems += _layer_problems(("axes", axis) + where, deep_merge(base, unflatten(overrides)), models,
                                         reported)
+    probed: set[str] = set()
     for key, own in bases.values():
         for name, overrides in combine(spec.variants, spec.axes):
             prefix = (f"dataset {key!r}, " if len(bases) > 1 else "") + f"variant {name!r}: "
-            problems += _layer_problems((), deep_merge(own, overrides), models, reported, prefix=prefix)
+            parts = deep_merge(own, overrides)
+            problems += _layer_problems((), parts, models, reported, prefix=prefix)
+            problems += _model_problems(parts, probed, prefix)
     return problems
+
+
+def _model_problems(parts: Mapping, probed: set[str], prefix: str) -> list[str]:
+    """What the model itself refuses in one trial config (``preflight``: PDCR ``n`` against the
+    positions of its layers at the image size, patches larger than the image); each distinct
+    (model, width, image size, placement) is probed once."""
+    train = parts.get("train") or {}
+    key = json.dumps([parts.get("model"), train.get("image_size"), train.get("patch_size"), parts.get("plugins")],
+                     sort_keys=True, default=str)
+    if key in probed:
+        return []
+    probed.add(key)
+    return [f"{prefix}{format_loc(loc)}: {msg}" for loc, msg in config_problems(parts)]
 
 
 __all__ = ["check_paths"]

@@ -1,5 +1,10 @@
 """The datasets of a spec on this machine: roots resolved, synthetic look-alikes written
-where asked, loaders opened, and the folds each dataset runs."""
+where asked, loaders opened, and the folds each dataset runs.
+
+Without the data (``validate``, ``run --dry-run`` before a download), each registered
+dataset is described by an :func:`outline`: its classes, dimensionality and official
+splits, known from the dataset's publication (the same splits the loader makes), so a
+grid expands to exactly the trials it will run once the data is there."""
 
 from __future__ import annotations
 
@@ -10,6 +15,70 @@ from dragsaw.platform.experiment.schema import DatasetSpec, ExperimentSpec
 from dragsaw.workloads.data import SegmentationDataset, load_dataset
 
 CV_FOLDS = (0, 1, 2, 3, 4)
+
+#: name -> (classes, spatial dims, official split -> number of cases). CV datasets list their
+#: folds (held-out cases per fold, as the loaders split them) and "all".
+_FOLDS5 = ("fold0", "fold1", "fold2", "fold3", "fold4")
+OFFICIAL: dict[str, tuple[tuple[str, ...], int, dict[str, int]]] = {
+    "isic2016": (("background", "lesion"), 2, {"train": 900, "test": 379}),
+    "isic2016_ph2": (("background", "lesion"), 2, {"train": 900, "test": 200}),
+    "isic2017": (("background", "lesion"), 2, {"train": 2000, "val": 150, "test": 600}),
+    "mc": (("background", "lung"), 2, {"train": 80, "test": 58}),
+    "digestpath": (("background", "lesion"), 2, {**{f: 50 for f in _FOLDS5}, "all": 250}),
+    "msd_brain": (("background", "edema", "non-enhancing tumour", "enhancing tumour"), 3,
+                  {**{f: 97 for f in _FOLDS5}, "all": 484}),
+    "msd_heart": (("background", "left atrium"), 3, {**{f: 4 for f in _FOLDS5}, "all": 20}),
+    "msd_prostate": (("background", "PZ", "TZ"), 3, {**{f: 6 for f in _FOLDS5}, "all": 32}),
+}
+
+
+class DatasetOutline(SegmentationDataset):
+    """A dataset known without its files: ``classes``, ``spatial_dims``, ``splits`` (split
+    name -> placeholder case ids, as many as the split has cases) and ``missing`` (True: the
+    root is not on this machine). Nothing can be read from it."""
+
+    def __init__(self, name: str, root, classes, spatial_dims: int, sizes: dict[str, int], missing: bool):
+        super().__init__(root, classes)
+        self.name, self.spatial_dims, self.missing = name, spatial_dims, missing
+        self.splits = {split: [f"{split}-{i}" for i in range(n)] for split, n in sizes.items() if split != "all"}
+        self.sizes = dict(sizes)
+
+    def _read(self, case_id: str):
+        raise FileNotFoundError(f"{self.name}: {self.root} is not on this machine (an outline has no cases)")
+
+
+def outline(d: DatasetSpec) -> DatasetOutline:
+    """What ``d`` will be once its data is there: the official splits of a registered dataset,
+    the splits a ``synthetic:`` look-alike writes, or those a ``folder`` dataset's options make.
+    Raises ValueError for a dataset whose splits cannot be known without its files."""
+    missing = not resolve_root(d.root).exists()
+    options = dict(d.options)
+    if d.synthetic is not None:
+        kind = d.synthetic.get("kind", d.name)
+        if kind == "isic2016":
+            n_train, n_test = int(d.synthetic.get("n_train", 40)), int(d.synthetic.get("n_test", 16))
+            return DatasetOutline(d.name, d.root, OFFICIAL["isic2016"][0], 2, {"train": n_train, "test": n_test},
+                                  missing)
+        if kind == "mc":
+            n = int(d.synthetic.get("n", 24))
+            n_test = min(max(round(n * 58 / 138), 1), n - 1)
+            return DatasetOutline(d.name, d.root, OFFICIAL["mc"][0], 2, {"train": n - n_test, "test": n_test}, missing)
+        if kind == "msd_brain":
+            n = int(d.synthetic.get("n", 10))
+            return DatasetOutline(d.name, d.root, OFFICIAL["msd_brain"][0], 3,
+                                  {**{f: max(1, n // 5) for f in _FOLDS5}, "all": n}, missing)
+    if d.name in OFFICIAL:
+        classes, dims, sizes = OFFICIAL[d.name]
+        return DatasetOutline(d.name, d.root, classes, dims, sizes, missing)
+    if d.name == "folder":
+        classes = options.get("classes")
+        if not classes or isinstance(classes, str) or len(classes) < 2:
+            raise ValueError("a `folder` dataset needs `options.classes` (two or more names, background first)")
+        folds, test_fraction = options.get("folds", 5), options.get("test_fraction")
+        sizes = {"test": 1} if test_fraction else {}
+        sizes.update({f"fold{k}": 1 for k in range(int(folds or 0))})
+        return DatasetOutline(d.name, d.root, classes, 2, {**sizes, "all": 0}, missing)
+    raise ValueError(f"{d.name}: its splits are not known without its files")
 
 
 def resolve_root(root: str) -> Path:
@@ -45,6 +114,41 @@ def default_folds(dataset: SegmentationDataset, single: bool = False) -> list[in
 
 def folds_of(d: DatasetSpec, dataset: SegmentationDataset, single: bool = False) -> list[int | str]:
     return list(d.folds) if d.folds is not None else default_folds(dataset, single)
+
+
+def preview_datasets(spec: ExperimentSpec) -> tuple[dict[str, SegmentationDataset], list[str]]:
+    """Every dataset of ``spec`` without writing or requiring anything: the opened loader
+    where its root is on this machine, else its :func:`outline`. Returns (key -> dataset,
+    one line per root that is missing here). Raises :class:`SpecError` for a present root
+    that cannot be opened or lacks a fold, and for folds an outline does not have."""
+    out: dict[str, SegmentationDataset] = {}
+    missing: list[str] = []
+    problems: list[Problem] = []
+    for i, d in enumerate(spec.datasets):
+        where = f"datasets[{i}]"
+        root = resolve_root(d.root)
+        if root.exists():
+            try:
+                out[d.key] = load_dataset(d.name, root, **d.options)
+            except (ValueError, OSError, TypeError) as exc:
+                problems.append(Problem(f"{where}.root", f"cannot open {d.name} at {root}: {exc}"))
+                continue
+        else:
+            try:
+                out[d.key] = outline(d)
+            except ValueError as exc:
+                problems.append(Problem(f"{where}.root", f"{d.root} does not exist (resolved: {root}) and {exc}"))
+                continue
+            missing.append(f"{d.key}: {root}" + (" (the synthetic look-alike is written there when the experiment "
+                                                  "runs)" if d.synthetic is not None else " (not on this machine)"))
+        problems += [Problem(f"{where}.folds", msg) for msg in fold_problems(d, out[d.key])]
+        try:
+            folds_of(d, out[d.key])
+        except ValueError as exc:
+            problems.append(Problem(f"{where}.folds", str(exc)))
+    if problems:
+        raise SpecError(problems, spec.source)
+    return out, missing
 
 
 def prepare_datasets(spec: ExperimentSpec, *, write: bool = True) -> dict[str, SegmentationDataset]:
@@ -83,4 +187,4 @@ def prepare_datasets(spec: ExperimentSpec, *, write: bool = True) -> dict[str, S
     return out
 
 
-__all__ = ["resolve_root", "prepare_datasets", "default_folds", "folds_of", "fold_problems", "CV_FOLDS"]
+__all__ = ["resolve_root", "prepare_datasets", "preview_datasets", "outline", "DatasetOutline", "OFFICIAL", "default_folds", "folds_of", "fold_problems", "CV_FOLDS"]

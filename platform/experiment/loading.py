@@ -63,7 +63,10 @@ SpecLoader.yaml_implicit_resolvers = {
 def parse_yaml(text: str, source: str = "<string>") -> tuple[Any, Node | None]:
     """(data, node tree) of one YAML document; a syntax error becomes a SpecError with
     the file, line and column."""
-    loader = SpecLoader(text)
+    try:
+        loader = SpecLoader(text)
+    except yaml.YAMLError as exc:  # a character YAML does not allow (a control character)
+        raise SpecError([Problem("", f"invalid YAML: {exc}")], source) from None
     loader.name = source
     try:
         node = loader.get_single_node()
@@ -218,6 +221,32 @@ def validate_spec(data: Any, source: str | None = None, node: Node | None = None
     return spec
 
 
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+         (b"\xfe\xff", "UTF-16"))
+
+
+def decode_spec(raw: bytes, source: str) -> str:
+    """The text of a spec file, which must be UTF-8 (a UTF-8 byte-order mark is allowed);
+    anything else is a SpecError naming the file, the encoding found and the line."""
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            raise SpecError([Problem("", f"the file is {name}-encoded; specs must be UTF-8: save it as UTF-8 "
+                                         "(e.g. `iconv -f UTF-16 -t UTF-8`)")], source)
+    if b"\x00" in raw:
+        offset = raw.index(b"\x00")
+        raise SpecError([Problem("", f"the file holds NUL bytes (the first at offset {offset}): it looks UTF-16- or "
+                                     "UTF-32-encoded; specs must be UTF-8: save it as UTF-8")], source)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        hint = " (it looks UTF-16-encoded: NUL bytes between characters)" if b"\x00" in raw[:200] else ""
+        raise SpecError([Problem("", f"the file is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset "
+                                     f"{exc.start}{hint}; specs must be UTF-8: save it as UTF-8",
+                                 line, column)], source) from None
+
+
 def load_spec(path: str | Path, overrides: Iterable[str] = (), *, smoke: bool = False) -> ExperimentSpec:
     """Read, override and validate the spec in ``path``.
 
@@ -228,10 +257,10 @@ def load_spec(path: str | Path, overrides: Iterable[str] = (), *, smoke: bool = 
     """
     source = str(path)
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise SpecError([Problem("", f"cannot read the spec: {exc.strerror or exc}")], source) from None
-    data, node = parse_yaml(text, source)
+    data, node = parse_yaml(decode_spec(raw, source), source)
     problems: list[Problem] = []
     overridden: list[str] = []
     if smoke:
@@ -275,5 +304,5 @@ def _apply_smoke(data: Any, smoke: Mapping) -> tuple[Any, list[Problem], list[st
     return data, problems, paths
 
 
-__all__ = ["load_spec", "validate_spec", "parse_yaml", "apply_overrides", "set_by_path", "parse_path", "line_of",
+__all__ = ["load_spec", "decode_spec", "validate_spec", "parse_yaml", "apply_overrides", "set_by_path", "parse_path", "line_of",
            "SpecLoader"]

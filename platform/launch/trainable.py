@@ -5,6 +5,14 @@ It runs inside a Ray worker. The trial's results land in the store from here
 (so a killed driver loses nothing finished), its checkpoints go beside them,
 and a retried or resumed trial continues from its last checkpoint and rewrites
 the same result files, so nothing counts twice.
+
+Every attempt is a row: a ``running`` row is written when the attempt starts and
+replaced by its outcome (``completed``, ``failed``, ``stopped``). An attempt whose
+worker or node died keeps its ``running`` row; the next attempt of the trial (or the
+driver, when Tune gives up on it) rewrites it as ``lost``. A configuration that cannot
+run (``ConfigError``: checked here before any data is read) is recorded as ``failed``
+and reported to Tune as a finished trial with ``trial_failed``, so Ray does not retry
+what would fail the same way again.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ from typing import Any
 from dragsaw.platform.launch.checkpoints import CheckpointStore
 from dragsaw.platform.launch.provenance import hardware
 from dragsaw.platform.store import ResultStore
+from dragsaw.workloads.recipe.config import ConfigError
+
+FAILED_KEY = "trial_failed"  # as progress.FAILED_KEY (not imported: it imports Ray Tune)
 
 
 def _now() -> dt.datetime:
@@ -62,22 +73,60 @@ def ensure_data(trial: dict, context: dict) -> None:
             write_synthetic(recipe["kind"], root, **options)
 
 
+def _attempts(store: ResultStore, experiment: str, trial_id: str) -> list[dict]:
+    table = store.trial_attempts(experiment)
+    if not table.num_rows:
+        return []
+    return [r for r in table.to_pylist() if r["trial_id"] == trial_id]
+
+
+def _row_of(stored: dict) -> dict:
+    """A trial dict (``write_trial``'s input) from a stored trials row."""
+    return {"experiment": stored["experiment"], "trial_id": stored["trial_id"], "attempt": stored["attempt"],
+            "variant": stored["variant"], "dataset": stored["dataset"], "fold": stored["fold"],
+            "seed": stored["seed"], "params": json.loads(stored["params_json"]),
+            "config": json.loads(stored["config_json"]), "metrics": json.loads(stored["metrics_json"]),
+            "spec_hash": stored["spec_hash"], "git_commit": stored["git_commit"],
+            "versions": json.loads(stored["versions_json"]), "hardware": stored["hardware"],
+            "node": stored["node"], "started_at": stored["started_at"], "ended_at": stored["ended_at"],
+            "error": stored["error"]}
+
+
+def mark_lost(store: ResultStore, experiment: str, trial_id: str, why: str) -> int:
+    """Rewrite every ``running`` row of a trial as ``lost`` (its worker or node died: no
+    outcome was written), with ``why`` as its error; ended_at is when this was noticed.
+    Returns the number of rows rewritten."""
+    lost = 0
+    for stored in _attempts(store, experiment, trial_id):
+        if stored["status"] != "running":
+            continue
+        row = _row_of(stored)
+        row.update(status="lost", ended_at=max(_now(), row["started_at"]),
+                   error=f"attempt {row['attempt']} on {row['node']} ended without an outcome: {why}")
+        store.write_trial(row, [], [])
+        lost += 1
+    return lost
+
+
 def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
     """Run one trial spec (a ``TrialSpec`` as a dict) and store its results.
 
     context: store_url, spec_hash, git_commit, versions. on_epoch(metrics) is called
     after each epoch (the Tune adapter reports there). Returns the final metrics.
+    Raises :class:`ConfigError` (after recording a ``failed`` row) when the config cannot run.
     """
     import torch
 
     from dragsaw.workloads.recipe import run_trial
+    from dragsaw.workloads.recipe.preflight import preflight
 
     store = ResultStore(context["store_url"])
     checkpoints = CheckpointStore(context["store_url"], trial["experiment"])
-    attempts = store.trial_attempts(trial["experiment"])
-    earlier = [a for t, a in zip(attempts.column("trial_id").to_pylist(), attempts.column("attempt").to_pylist())
-               if t == trial["trial_id"]] if attempts.num_rows else []
-    attempt = max(earlier, default=0) + 1
+    earlier = _attempts(store, trial["experiment"], trial["trial_id"])
+    attempt = max((a["attempt"] for a in earlier), default=0) + 1
+    if any(a["status"] == "running" for a in earlier):
+        mark_lost(store, trial["experiment"], trial["trial_id"],
+                  f"its worker or node died (attempt {attempt} started on {_node()})")
     cpus = max(1, int(trial.get("resources", {}).get("cpu", 1)))
     torch.set_num_threads(cpus)
     started = _now()
@@ -85,6 +134,7 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
                                        "config")}
     row.update(attempt=attempt, spec_hash=context["spec_hash"], git_commit=context["git_commit"],
                versions=context["versions"], hardware=hardware(), node=_node(), started_at=started)
+    store.write_trial({**row, "status": "running", "metrics": {}, "ended_at": started, "error": None}, [], [])
     elapsed = {"train_seconds": 0.0}
 
     last_epoch = int(trial["config"].get("train", {}).get("epochs", 0))
@@ -97,13 +147,15 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
         if on_epoch is not None and metrics.get("epoch") != last_epoch:
             on_epoch({**_numeric(metrics), "train_seconds": elapsed["train_seconds"]})
 
-    ensure_data(trial, context)
-    resume = checkpoints.restore(trial["trial_id"])
-    resumed_from = 0
-    if resume and os.path.exists(os.path.join(resume, "meta.json")):
-        with open(os.path.join(resume, "meta.json")) as handle:
-            resumed_from = int(json.load(handle).get("epoch", 0))
+    resume = None
     try:
+        preflight(trial["config"])  # deterministic: a ConfigError is recorded and not retried
+        ensure_data(trial, context)
+        resume = checkpoints.restore(trial["trial_id"])
+        resumed_from = 0
+        if resume and os.path.exists(os.path.join(resume, "meta.json")):
+            with open(os.path.join(resume, "meta.json")) as handle:
+                resumed_from = int(json.load(handle).get("epoch", 0))
         result = run_trial(trial["config"], report, resume_from=resume)
     except BaseException as err:
         # Tune stops a trial (a scheduler pruned it, the run was cancelled) by raising
@@ -133,5 +185,9 @@ def tune_trainable(config: dict) -> None:
 
     context = config["context"]
     trial = config["trial"]
-    final = run_one(trial, context, on_epoch=lambda m: tune.report(m))
+    try:
+        final = run_one(trial, context, on_epoch=lambda m: tune.report(m))
+    except ConfigError:
+        tune.report({FAILED_KEY: 1, "done_trial": 1})  # recorded as failed; raising would retry it
+        return
     tune.report({**_numeric(final), "done_trial": 1})

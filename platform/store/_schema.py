@@ -36,7 +36,10 @@ TABLE_KEY = b"dragsaw.table"
 #: Names that become path segments: experiment, dataset, trial_id.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 
-STATUSES = ("completed", "failed", "stopped")  # stopped: pruned by a scheduler (ASHA) or cancelled
+#: stopped: pruned by a scheduler (ASHA) or cancelled; running: the attempt has started and written
+#: no outcome yet (it stays so when its worker or node dies); lost: such an attempt, once noticed;
+#: pruned: a search sample its scheduler (ASHA) stopped early (PRUNED in its Optuna study).
+STATUSES = ("completed", "failed", "stopped", "running", "lost", "pruned")
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -130,6 +133,10 @@ def trial_table(trial: Mapping[str, Any]) -> pa.Table:
         raise ValueError(f"trial `metrics['convention']` must be one of {list(CONVENTIONS)} or absent, "
                          f"but got {convention!r}")
     started, ended = _utc("started_at", trial["started_at"]), _utc("ended_at", trial["ended_at"])
+    if ended < started:
+        raise ValueError(f"trial `ended_at` must not be before `started_at`, but got {ended} < {started}")
+    for m in ("dice", "jaccard", "accuracy"):
+        _unit(f"metrics['{m}']", _headline(metrics, m))
     error = trial["error"]
     if error is not None and not isinstance(error, str):
         raise ValueError(f"trial `error` must be a str or None, but got {type(error).__name__}")
@@ -137,6 +144,8 @@ def trial_table(trial: Mapping[str, Any]) -> pa.Table:
     # a config or a traceback must never carry them into the results.
     data = trial["config"].get("data") if isinstance(trial["config"], Mapping) else None
     fraction = _headline(data, "fraction") if isinstance(data, Mapping) else None
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"trial `config['data']['fraction']` must be in (0, 1], but got {fraction}")
     row = dict(ids, status=status, convention=convention, fraction=fraction,
                **{m: _headline(metrics, m) for m in ("dice", "jaccard", "accuracy")},
                metrics_json=to_json("metrics", metrics),
@@ -151,7 +160,7 @@ def trial_table(trial: Mapping[str, Any]) -> pa.Table:
 
 def identity(trial: Mapping[str, Any]) -> dict[str, Any]:
     """The identity columns (``_IDS``) of a trial, checked."""
-    ids = {"schema_version": SCHEMA_VERSION}
+    ids: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
     for key in ("experiment", "dataset", "trial_id"):
         value = trial[key]
         if not isinstance(value, str) or not NAME_PATTERN.match(value) or ".." in value:
@@ -201,10 +210,13 @@ def cases_table(ids: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> p
         cols["case_id"].append(_text(f"cases[{i}]['case_id']", row["case_id"], nonempty=True))
         cols["class_name"].append(_text(f"cases[{i}]['class_name']", row["class_name"]))
         cols["class_index"].append(_int(f"cases[{i}]['class_index']", row["class_index"], low=0))
-        for k in ("tp", "fp", "fn", "tn"):
-            cols[k].append(_int(f"cases[{i}]['{k}']", row[k], low=0))
+        counts = [_int(f"cases[{i}]['{k}']", row[k], low=0) for k in ("tp", "fp", "fn", "tn")]
+        if sum(counts) == 0:
+            raise ValueError(f"`cases[{i}]` counts tp+fp+fn+tn must cover at least one pixel, but all are 0")
+        for k, n in zip(("tp", "fp", "fn", "tn"), counts):
+            cols[k].append(n)
         for k in ("dice", "jaccard", "accuracy"):
-            cols[k].append(_float(f"cases[{i}]['{k}']", row[k]))
+            cols[k].append(_unit(f"cases[{i}]['{k}']", _float(f"cases[{i}]['{k}']", row[k])))
         if row["empty"] not in EMPTY_RULES:
             raise ValueError(f"`cases[{i}]['empty']` must be one of {list(EMPTY_RULES)}, but got {row['empty']!r}")
         cols["empty"].append(row["empty"])
@@ -279,6 +291,13 @@ def _float(field: str, value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"`{field}` must be a float (NaN allowed), but got {value!r:.80}")
     return float(value)
+
+
+def _unit(field: str, value: float | None) -> float | None:
+    """A score in [0, 1], NaN (an empty reference under the "nan" rule) or None."""
+    if value is not None and not math.isnan(value) and not 0.0 <= value <= 1.0:
+        raise ValueError(f"`{field}` must be in [0, 1] (or NaN), but got {value}")
+    return value
 
 
 def _headline(metrics: Mapping, name: str) -> float | None:

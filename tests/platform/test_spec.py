@@ -337,7 +337,9 @@ def test_check_paths_reports_every_problem(tmp_path, isic):
     assert any(p.startswith("datasets[0].root:") and "does not exist" in p for p in problems)
     assert any(p.startswith("datasets[1].name:") and "did you mean" in p and "'isic2016'" in p for p in problems)
     assert any(p.startswith("datasets[2].folds:") and "'val'" in p for p in problems)
-    assert not any(p.startswith("datasets[3]") for p in problems)  # absent root, but synthetic given
+    assert not any(p.startswith("datasets[3].root") for p in problems)  # absent root, but synthetic given
+    # ... and its outline (mc: 2D) is still checked against the models
+    assert "datasets[3]: mc is 2D but model unet3d is 3D" in problems
     assert any(p.startswith("variants.pdcr.plugins.pdcr.sites[0].layers[0]:") and "'encoder.22'" in p
                and "did you mean 'encoder.2'" in p for p in problems), joined
     assert any(p.startswith('axes["model.name"][2].model.name:') and "did you mean 'fcn'" in p for p in problems)

@@ -14,8 +14,16 @@ from dragsaw.workloads.pdcr.sampling import SAMPLING_KINDS
 Kernel = tuple[int, int, int] | tuple[int, int, int, int]
 
 
+#: Upper bounds that catch typos before launch (``n: 1e9``): N is also checked against the
+#: positions of each layer's feature map at the trial's image size (the platform's probe).
+MAX_N = 1_000_000
+MAX_PATCH = 16_384
+MAX_PROJECTION = 4_096
+MAX_TAU = 1_000.0
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Site(_Strict):
@@ -32,11 +40,11 @@ class Site(_Strict):
     """
 
     layers: tuple[str] | tuple[str, str]
-    n: int = Field(ge=1)
+    n: int = Field(ge=1, le=MAX_N)
     patch: Literal["series", "receptive_field"] = "series"
     receptive_field: tuple[Kernel, ...] | None = None
     patch_sizes: tuple[int, ...] | None = None
-    projection: int = Field(default=32, ge=1)
+    projection: int = Field(default=32, ge=1, le=MAX_PROJECTION)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -58,8 +66,8 @@ def _check_sizes(sizes):
         return
     if not sizes:
         raise ValueError("`patch_sizes` must list at least one size")
-    if any(k < 1 for k in sizes):
-        raise ValueError(f"`patch_sizes` must be >= 1 pixel, but got {list(sizes)}")
+    if any(not 1 <= k <= MAX_PATCH for k in sizes):
+        raise ValueError(f"`patch_sizes` must be in [1, {MAX_PATCH}] pixels, but got {list(sizes)}")
     if len(set(sizes)) != len(sizes):
         raise ValueError(f"`patch_sizes` must be distinct, but got {list(sizes)}")
 
@@ -79,9 +87,9 @@ class PDCRConfig(_Strict):
     """
 
     sites: tuple[Site, ...] = Field(min_length=1)
-    num_classes: int = Field(ge=1)
+    num_classes: int = Field(ge=1, le=10_000)
     patch_sizes: tuple[int, ...] = (5, 7, 9)
-    tau: float = Field(default=1.0, gt=0)
+    tau: float = Field(default=1.0, gt=0, le=MAX_TAU)
     sampling: Literal[SAMPLING_KINDS] = "grid"  # type: ignore[valid-type]
     position_encoding: bool = True
     phi: Literal[PHI_KINDS] = "ratio"  # type: ignore[valid-type]

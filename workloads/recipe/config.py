@@ -1,4 +1,9 @@
-"""The plain config of one trial (what the platform's specs expand into)."""
+"""The plain config of one trial (what the platform's specs expand into).
+
+Every number has a stated range: a value outside it (``epochs: 1e12``, ``lr: .inf``) is
+refused when the spec is loaded, with the bound in the message, instead of training for
+days or failing at run time. Floats must be finite everywhere (``allow_inf_nan=False``).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,25 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+#: Upper bounds of the numbers of a trial config: far beyond any sensible run, they catch
+#: typos and units mistakes (``epochs: 1e12``) before anything is launched.
+MAX_EPOCHS = 100_000
+MAX_BATCH = 65_536
+MAX_LR = 10.0
+MAX_ITERATIONS = 10_000_000
+MAX_IMAGE_SIDE = 16_384
+MAX_PATCH_SIDE = 2_048
+MAX_WIDTH = 16.0
+MAX_WORKERS = 1_024
+
+
+class ConfigError(ValueError):
+    """A trial's configuration cannot run (a deterministic error: retrying cannot help).
+    The platform records the attempt as failed and does not retry it."""
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(_Strict):
@@ -22,14 +44,14 @@ class DataConfig(_Strict):
     fold: int | str = "test"
     fraction: float = Field(default=1.0, gt=0, le=1)
     subset_seed: int = 0
-    max_eval_cases: int | None = Field(default=None, ge=1)
+    max_eval_cases: int | None = Field(default=None, ge=1, le=10_000_000)
 
 
 class ModelConfig(_Strict):
     """A registered model by name (``deeplabv3plus``, ``unet``, ``fcn``, ``unet3d``)."""
 
     name: str
-    width: float = Field(default=1.0, gt=0)
+    width: float = Field(default=1.0, gt=0, le=MAX_WIDTH)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -40,34 +62,42 @@ class TrainConfig(_Strict):
     patch-based epochs). loss: None = ``ce`` for 2D (the paper), ``ce_dice`` for 3D (nnU-Net).
     """
 
-    epochs: int = Field(default=50, ge=1)
-    batch_size: int = Field(default=8, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=1e-5, ge=0)
-    pdcr_weight: float = Field(default=0.01, ge=0)
+    epochs: int = Field(default=50, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(default=8, ge=1, le=MAX_BATCH)
+    lr: float = Field(default=1e-3, gt=0, le=MAX_LR)
+    weight_decay: float = Field(default=1e-5, ge=0, le=10.0)
+    pdcr_weight: float = Field(default=0.01, ge=0, le=10_000.0)
     loss: Literal["ce", "ce_dice"] | None = None
-    iterations_per_epoch: int | None = Field(default=None, ge=1)
+    iterations_per_epoch: int | None = Field(default=None, ge=1, le=MAX_ITERATIONS)
     image_size: tuple[int, int] = (256, 256)
     patch_size: tuple[int, int, int] = (64, 64, 64)
     spacing: tuple[float, float, float] | None = None
     foreground_ratio: float = Field(default=0.33, ge=0, le=1)
     augment: bool = True
-    num_workers: int = Field(default=0, ge=0)
+    num_workers: int = Field(default=0, ge=0, le=MAX_WORKERS)
     amp: bool | None = None
     channels_last: bool | None = None
 
     @field_validator("image_size")
     @classmethod
     def _multiple_of_32(cls, v):
-        if any(s % 32 for s in v):
-            raise ValueError(f"image_size sides must be multiples of 32 (the models' total stride), got {list(v)}")
+        if any(s % 32 or not 32 <= s <= MAX_IMAGE_SIDE for s in v):
+            raise ValueError(f"image_size sides must be multiples of 32 (the models' total stride) in "
+                             f"[32, {MAX_IMAGE_SIDE}], got {list(v)}")
         return v
 
     @field_validator("patch_size")
     @classmethod
     def _multiple_of_16(cls, v):
-        if any(s % 16 for s in v):
-            raise ValueError(f"patch_size sides must be multiples of 16, got {list(v)}")
+        if any(s % 16 or not 16 <= s <= MAX_PATCH_SIDE for s in v):
+            raise ValueError(f"patch_size sides must be multiples of 16 in [16, {MAX_PATCH_SIDE}], got {list(v)}")
+        return v
+
+    @field_validator("spacing")
+    @classmethod
+    def _positive_spacing(cls, v):
+        if v is not None and any(not 0 < s <= 1000 for s in v):
+            raise ValueError(f"spacing must be in (0, 1000] mm per axis, got {list(v)}")
         return v
 
 
@@ -75,10 +105,10 @@ class EvalConfig(_Strict):
     """every: evaluate the held-out cases every k epochs (and always after the last).
     overlap / sw_batch_size: 3D sliding-window inference. empty: the empty-reference rule."""
 
-    every: int = Field(default=1, ge=1)
-    batch_size: int = Field(default=8, ge=1)
+    every: int = Field(default=1, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(default=8, ge=1, le=MAX_BATCH)
     overlap: float = Field(default=0.5, ge=0, lt=1)
-    sw_batch_size: int = Field(default=2, ge=1)
+    sw_batch_size: int = Field(default=2, ge=1, le=MAX_BATCH)
     empty: Literal["nan", "one"] = "nan"
 
 
