@@ -7,12 +7,15 @@ flows through them.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
 from dragsaw.workloads._checks import check_tensor
 
 #: Named ways to score a pair of patches (the option ``affinity`` of the plug-in).
-AFFINITY_KINDS = ("ratio", "dice", "constant", "rigid", "centre_label")
+AffinityKind = Literal["ratio", "dice", "constant", "rigid", "centre_label"]
+AFFINITY_KINDS: tuple[str, ...] = get_args(AffinityKind)
 
 
 def affinity(phi_a: torch.Tensor, phi_b: torch.Tensor) -> torch.Tensor:

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dragsaw.workloads.pdcr.affinity import AFFINITY_KINDS
-from dragsaw.workloads.pdcr.ratios import PHI_KINDS
-from dragsaw.workloads.pdcr.sampling import SAMPLING_KINDS
+from dragsaw.workloads.pdcr.affinity import AffinityKind
+from dragsaw.workloads.pdcr.ratios import PhiKind
+from dragsaw.workloads.pdcr.sampling import SamplingKind
 
 Kernel = tuple[int, int, int] | tuple[int, int, int, int]
 
@@ -90,10 +90,10 @@ class PDCRConfig(_Strict):
     num_classes: int = Field(ge=1, le=10_000)
     patch_sizes: tuple[int, ...] = (5, 7, 9)
     tau: float = Field(default=1.0, gt=0, le=MAX_TAU)
-    sampling: Literal[SAMPLING_KINDS] = "grid"  # type: ignore[valid-type]
+    sampling: SamplingKind = "grid"
     position_encoding: bool = True
-    phi: Literal[PHI_KINDS] = "ratio"  # type: ignore[valid-type]
-    affinity: Literal[AFFINITY_KINDS] = "ratio"  # type: ignore[valid-type]
+    phi: PhiKind = "ratio"
+    affinity: AffinityKind = "ratio"
     series: Literal["loss_first", "ratio_first"] = "loss_first"
     constant: float = Field(default=0.5, ge=0, le=1)
 

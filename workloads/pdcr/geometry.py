@@ -35,7 +35,8 @@ def _layer(spec, position: int) -> tuple[int, int, int, int]:
     for name, value, low in zip(names, values, minima):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"`layers[{position}]` {name} must be an int >= {low}, but got {value!r}")
-    return values  # type: ignore[return-value]
+    kernel, stride, padding, dilation = values
+    return kernel, stride, padding, dilation
 
 
 def receptive_field(layers: Sequence) -> tuple[int, int, int]:

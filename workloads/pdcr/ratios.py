@@ -13,13 +13,15 @@ The counts of every box come from one summed-area table of the one-hot labels:
 from __future__ import annotations
 
 import itertools
+from typing import Literal, get_args
 
 import torch
 
 from dragsaw.workloads._checks import check_tensor, one_of
 
 #: Ways to turn the class counts of a box into its vector phi (paper Table V (a)).
-PHI_KINDS = ("ratio", "l1", "l2", "area")
+PhiKind = Literal["ratio", "l1", "l2", "area"]
+PHI_KINDS: tuple[str, ...] = get_args(PhiKind)
 
 
 def integral_image(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

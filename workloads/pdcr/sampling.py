@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 
-SAMPLING_KINDS = ("grid", "random")
+SamplingKind = Literal["grid", "random"]
+SAMPLING_KINDS: tuple[str, ...] = get_args(SamplingKind)
 
 
 def _lattice_shape(n: int, size: Sequence[int]) -> list[int]:
