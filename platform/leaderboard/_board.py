@@ -118,7 +118,7 @@ def _families(store, trials: pa.Table, baseline, present: list[str]) -> dict[str
 
 
 def _check_baseline(key, by_variant: dict[str, list[int]], family: Family, explicit: bool) -> None:
-    needed = {family.baseline_of(v) for v in by_variant} - {None}
+    needed = {b for v in by_variant if (b := family.baseline_of(v)) is not None}
     missing = sorted(b for b in needed if b not in by_variant)
     if missing and explicit:
         raise ValueError(f"`baseline` {missing[0]!r} has no completed trials with cases in experiment={key[0]!r}, "
@@ -167,10 +167,11 @@ def _case_codes(cases: pa.Table) -> pa.Table:
     """case_id strings -> int32 codes in sorted string order: SQL groups and joins on a million
     ints are faster than on strings, and sorting by code is sorting by case_id (deterministic)."""
     column = cases.column("case_id")
-    unique = pc.unique(column)
-    unique = unique.take(pc.sort_indices(unique))
+    # pyarrow.compute's functions are generated at import: invisible to type checkers.
+    unique = pc.unique(column)  # pyright: ignore[reportAttributeAccessIssue]
+    unique = unique.take(pc.sort_indices(unique))  # pyright: ignore[reportAttributeAccessIssue]
     return cases.set_column(cases.schema.get_field_index("case_id"), "case_id",
-                            pc.index_in(column, value_set=unique))
+                            pc.index_in(column, value_set=unique))  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def _groups(trials: pa.Table) -> dict[GroupKey, list[int]]:

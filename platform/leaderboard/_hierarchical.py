@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.stats import norm
@@ -107,7 +108,7 @@ def two_level_bootstrap(x: np.ndarray, b: np.ndarray, case_fold: np.ndarray, pai
     finite = effects[np.isfinite(effects)]
     delta = float(finite.mean()) if finite.size else math.nan
     agree = int(np.sum(np.sign(finite) == np.sign(delta))) if finite.size else 0
-    out = dict(n_runs=n_runs, n_cases=n_cases, delta=delta, run_effects=[float(e) for e in effects],
+    out: dict[str, Any] = dict(n_runs=n_runs, n_cases=n_cases, delta=delta, run_effects=[float(e) for e in effects],
                runs_agree=f"{agree}/{finite.size}", paired=paired,
                effect_size=delta / spread if math.isfinite(spread) and round(spread, DECIMALS) > 0 else math.nan)
     if not enough:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -52,7 +54,7 @@ class Friedman:
     k: int
 
 
-def friedman(mean_ranks: np.ndarray, n_datasets: int) -> Friedman:
+def friedman(mean_ranks: Sequence[float] | np.ndarray, n_datasets: int) -> Friedman:
     """Friedman's test from the mean ranks R_j of k variants over N datasets:
     chi2 = 12N / (k(k+1)) * (sum_j R_j^2 - k(k+1)^2 / 4), F_F = (N-1) chi2 / (N(k-1) - chi2)."""
     r = np.asarray(mean_ranks, np.float64)
@@ -136,7 +138,8 @@ def wilcoxon(x: np.ndarray, b: np.ndarray) -> Wilcoxon:
 def _scipy_p(d: np.ndarray, method: str) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy's notes on ties and small samples: handled by the caller
-        return float(stats.wilcoxon(d, zero_method="zsplit", method=method).pvalue)
+        result: Any = stats.wilcoxon(d, zero_method="zsplit", method=method)
+        return float(result.pvalue)
 
 
 def _sign_flip_p(ranks: np.ndarray, observed: float) -> float:

@@ -180,7 +180,9 @@ def delta_ci(row: dict | None) -> str:
         return DASH
     text = f"{100 * row['delta']:+.2f}"
     low, high = row.get("ci_low"), row.get("ci_high")
-    return text if _missing(low) or _missing(high) else f"{text} [{100 * low:+.2f}, {100 * high:+.2f}]"
+    if low is None or high is None or _missing(low) or _missing(high):
+        return text
+    return f"{text} [{100 * low:+.2f}, {100 * high:+.2f}]"
 
 
 def _count(value) -> str:

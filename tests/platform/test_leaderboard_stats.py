@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -90,7 +91,8 @@ def test_demsar_wilcoxon_example():
     assert w.statistic == 12.0 and w.n == 14
     assert w.method == "exact (all sign flips: ties or zeros)"
     d = np.round(DEMSAR[:, 1] - DEMSAR[:, 0], 12)
-    reference = stats.wilcoxon(d, zero_method="zsplit", method=stats.PermutationMethod(n_resamples=np.inf))
+    method: Any = stats.PermutationMethod(n_resamples=np.inf)  # type: ignore[arg-type]
+    reference: Any = stats.wilcoxon(d, zero_method="zsplit", method=method)
     assert w.p_value == pytest.approx(reference.pvalue) and w.p_value < 0.05
 
 
@@ -165,7 +167,8 @@ def test_one_bad_run_of_two_is_not_significant():
     c = two_level_bootstrap(**_paired(np.stack([seed0, seed1])))
     assert c.ci_low < 0 < c.ci_high and c.p_value > 0.05 and c.runs_agree == "1/2"
     # A test over the 32 (seed, case) pairs as if independent calls it significant: the fault.
-    assert stats.wilcoxon(np.concatenate([seed0, seed1])).pvalue < 0.05
+    pooled: Any = stats.wilcoxon(np.concatenate([seed0, seed1]))
+    assert pooled.pvalue < 0.05
 
 
 def test_many_consistent_runs_are_significant():
@@ -177,9 +180,10 @@ def test_many_consistent_runs_are_significant():
 
 def test_one_run_is_never_tested():
     c = two_level_bootstrap(**_paired(np.full((1, 30), 0.2)))
-    assert math.isnan(c.p_value) and math.isnan(c.ci_low) and "too few" in c.note and c.delta == pytest.approx(0.2)
+    assert c.note is not None and "too few" in c.note
+    assert math.isnan(c.p_value) and math.isnan(c.ci_low) and c.delta == pytest.approx(0.2)
     unpaired = two_level_bootstrap(np.full((3, 5), 0.9), np.full((1, 5), 0.1), np.zeros(5, int), paired=False)
-    assert math.isnan(unpaired.p_value) and "3 vs 1 run(s)" in unpaired.note
+    assert math.isnan(unpaired.p_value) and unpaired.note is not None and "3 vs 1 run(s)" in unpaired.note
 
 
 def test_no_difference_and_unpaired_runs():
