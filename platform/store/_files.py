@@ -200,7 +200,7 @@ class Files:
         valid = {n for n, fp in sources.items() if fp is not None and current.get(n) == fp}
         rows = self.parse(table, path, data, schema, extra=[SOURCE_COLUMN])
         if len(valid) < len(sources):
-            rows = rows.filter(pc.is_in(rows.column(SOURCE_COLUMN), pa.array(sorted(valid), pa.string())))
+            rows = rows.filter(pc.field(SOURCE_COLUMN).isin(pa.array(sorted(valid), pa.string())))
         return rows, valid
 
     def _open(self, table: str, path: str, data: bytes):

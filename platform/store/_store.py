@@ -178,7 +178,7 @@ class ResultStore:
     def completed(self, experiment: str) -> set[str]:
         """trial_ids of ``experiment`` with a completed attempt (what a resume may skip)."""
         rows = self.read("trials", experiment, columns=["trial_id", "status"])
-        done = rows.filter(pc.equal(rows.column("status"), "completed"))
+        done = rows.filter(pc.field("status") == "completed")
         return set(done.column("trial_id").to_pylist())
 
     def completed_trials(self, experiment: str | None = None, dataset: str | None = None,
@@ -188,7 +188,7 @@ class ResultStore:
         need = ["experiment", "trial_id", "attempt", "status"]
         cols = None if columns is None else list(dict.fromkeys(need + list(columns)))
         rows = self.read("trials", experiment, dataset, columns=cols)
-        rows = rows.filter(pc.equal(rows.column("status"), "completed"))
+        rows = rows.filter(pc.field("status") == "completed")
         rows = rows.sort_by([("experiment", "ascending"), ("trial_id", "ascending"), ("attempt", "descending")])
         exp, tid = rows.column("experiment").to_pylist(), rows.column("trial_id").to_pylist()
         keep = [i for i in range(rows.num_rows) if i == 0 or (exp[i], tid[i]) != (exp[i - 1], tid[i - 1])]
