@@ -10,14 +10,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from dragsaw.platform.experiment.errors import Loc, as_problems
-from dragsaw.workloads.plugins import PluginsConfig
+from dragsaw.workloads.plugins import KINDS, REWEIGHTING, PluginsConfig
 from dragsaw.workloads.recipe import EvalConfig, ModelConfig, TrainConfig
 
 #: The parts of a trial config that variants, axes and search parameters may change.
 OVERRIDABLE = ("model", "plugins", "train", "eval")
 _PART_MODELS = {"model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
-#: Stand-in class count for checking plug-in configs before the dataset is loaded.
-PLACEHOLDER_CLASSES = 2
 
 
 def unflatten(mapping: Mapping[str, Any]) -> dict:
@@ -67,20 +65,10 @@ def set_path(config: dict, dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def placeholder_plugins(plugins: Mapping) -> dict:
-    """``plugins`` with ``pdcr.num_classes`` / ``uafr.num_maps`` filled by a stand-in when
-    absent (the dataset fills them at expansion), so the rest can be checked now."""
-    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in plugins.items()}
-    if isinstance(out.get("pdcr"), dict):
-        out["pdcr"].setdefault("num_classes", PLACEHOLDER_CLASSES)
-    if isinstance(out.get("uafr"), dict):
-        out["uafr"].setdefault("num_maps", PLACEHOLDER_CLASSES)
-    return out
-
-
 def part_problems(config: Mapping[str, Any], parts: Iterable[str] = OVERRIDABLE) -> list[tuple[Loc, str]]:
     """(loc, message) for what is wrong in the ``parts`` of a trial-config dict, by the
-    workload's own models (ModelConfig, PluginsConfig, TrainConfig, EvalConfig)."""
+    workload's own models (ModelConfig, PluginsConfig, TrainConfig, EvalConfig). Sizes the
+    dataset fills (``pdcr.num_classes``, ``uafr.num_maps``) may be absent."""
     problems: list[tuple[Loc, str]] = []
     for part in parts:
         value = config.get(part)
@@ -88,11 +76,11 @@ def part_problems(config: Mapping[str, Any], parts: Iterable[str] = OVERRIDABLE)
             if value is None:
                 continue
             if not isinstance(value, Mapping):
-                problems.append(((part,), (f"must be a mapping of plug-ins (pdcr, uafr, se, cbam) or null, "
+                problems.append(((part,), (f"must be a mapping of plug-ins ({', '.join(KINDS)}) or null, "
                                           f"but got {value!r}")))
                 continue
             try:
-                PluginsConfig.model_validate(placeholder_plugins(value))
+                PluginsConfig.model_validate(value)
             except ValidationError as exc:
                 problems += as_problems(exc, PluginsConfig, (part,))
         else:
@@ -113,7 +101,7 @@ def plugin_layers(plugins: Mapping | None) -> list[tuple[Loc, str]]:
         for i, site in enumerate(pdcr.get("sites") or ()):
             for j, name in enumerate((site or {}).get("layers") or ()):
                 out.append((("pdcr", "sites", i, "layers", j), name))
-    for kind in ("uafr", "se", "cbam"):
+    for kind in REWEIGHTING:
         block = plugins.get(kind)
         if isinstance(block, Mapping):
             for j, name in enumerate(block.get("layers") or ()):
@@ -121,5 +109,5 @@ def plugin_layers(plugins: Mapping | None) -> list[tuple[Loc, str]]:
     return out
 
 
-__all__ = ["OVERRIDABLE", "unflatten", "deep_merge", "flatten", "set_path", "placeholder_plugins",
-           "part_problems", "plugin_layers"]
+__all__ = ["OVERRIDABLE", "unflatten", "deep_merge", "flatten", "set_path", "part_problems",
+           "plugin_layers"]

@@ -38,12 +38,12 @@ def default_choice(exp: Experiment, boards: list[Board]) -> list[TrialRow]:
         if b.dataset not in full or (b.fraction or 1) >= (full[b.dataset].fraction or 1):
             full[b.dataset] = b
     for board in full.values():
-        plugged = [v for v in board.variants if _has_plugins(board.trials[v][0]) and board.row("dice", v)
-                   and board.row("dice", v).get("mean") is not None]
+        means = {v: (board.row("dice", v) or {}).get("mean") for v in board.variants}
+        plugged = [v for v in board.variants if _has_plugins(board.trials[v][0]) and means[v] is not None]
         if not plugged:
             continue
         # Ties go to the variant with UAFR (it has an uncertainty map), then with PDCR too.
-        best = max(plugged, key=lambda v: (board.row("dice", v)["mean"], bool(board.trials[v][0].plugins.get("uafr")),
+        best = max(plugged, key=lambda v: (means[v], bool(board.trials[v][0].plugins.get("uafr")),
                                            bool(board.trials[v][0].plugins.get("pdcr"))))
         chosen = []
         baseline = exp.baseline_of(best)
@@ -163,7 +163,8 @@ def _tsne(rebuilt, work: Path, max_cases: int):
     if stage is None:
         layers = [layer for t, _ in rebuilt for layer in (t.plugins.get("uafr") or {}).get("layers", [])]
         stage = FIG9_STAGE if FIG9_STAGE in layers else (layers[0] if layers else FIG9_STAGE)
-    sets, classes = {}, None
+    sets: dict = {}
+    classes: list[str] = []
     for t, trial in rebuilt:
         network = getattr(trial.model, "model", trial.model) if trial.plugins is not None else trial.model
         stages = declared_stages(network)

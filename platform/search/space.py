@@ -47,15 +47,16 @@ from dragsaw.platform.search.distributions import (
 )
 from dragsaw.workloads._checks import closest
 from dragsaw.workloads.pdcr.config import PDCRConfig, Site
-from dragsaw.workloads.plugins import CBAMConfig, SEConfig, UAFRConfig
+from dragsaw.workloads.plugins import KINDS
 from dragsaw.workloads.recipe import EvalConfig, TrainConfig
 
-PLACEABLE = ("pdcr", "uafr", "se", "cbam")
+#: The plug-in kinds a search can place (``placement.<kind>``) and set options of (``<kind>.<option>``).
+PLACEABLE = tuple(KINDS)
 TEMPLATE = "{layer}"
-_BLOCKS: dict[str, type[BaseModel]] = {"pdcr": PDCRConfig, "uafr": UAFRConfig, "se": SEConfig, "cbam": CBAMConfig}
-_HIDDEN = {"pdcr": {"sites", "num_classes"}, "uafr": {"layers"}, "se": {"layers"}, "cbam": {"layers"}}
+_BLOCKS: dict[str, type[BaseModel]] = {name: kind.config for name, kind in KINDS.items()}
+_HIDDEN = {name: kind.hidden for name, kind in KINDS.items()}
 _SITE_FIELDS = [f for f in Site.model_fields if f != "layers"]
-_NAMESPACES = ("placement", "pdcr", "uafr", "se", "cbam", "train", "eval", "model")
+_NAMESPACES = ("placement", *KINDS, "train", "eval", "model")
 
 
 class SpaceError(ValueError):

@@ -19,7 +19,7 @@ from dragsaw.platform.search.schema import SearchSpec
 from dragsaw.platform.search.space import SearchSpace
 from dragsaw.workloads.canonical import digest
 from dragsaw.workloads.data import SegmentationDataset
-from dragsaw.workloads.recipe import TrialConfig, complete_plugins
+from dragsaw.workloads.recipe import TrialConfig
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,7 @@ class StudySpec:
             raise ValueError(f"fold {fold!r} is not one of this study's folds {list(self.folds)}")
         config = self.space.apply(self.base_config, params)
         config["data"] = {**copy.deepcopy(config["data"]), "fold": fold}
-        plugins = complete_plugins(config.get("plugins"), self.num_classes)
-        config["plugins"] = plugins.model_dump(mode="json", exclude_none=True) if plugins is not None else None
-        config = TrialConfig.model_validate(config).model_dump(mode="json")
+        config = TrialConfig.model_validate(config).for_classes(self.num_classes).model_dump(mode="json")
         variant = self.variant(params)
         return TrialSpec(trial_id=trial_id(self.experiment, variant, self.dataset, fold, self.fraction, self.seed,
                                            params),

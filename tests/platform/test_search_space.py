@@ -14,7 +14,7 @@ from dragsaw.platform.search.schema import SearchSpec
 from dragsaw.platform.search.space import SearchSpace, SpaceError
 from dragsaw.platform.search.storage import default_storage_url, make_storage
 from dragsaw.platform.search.study import StudySpec
-from dragsaw.workloads.recipe import TrialConfig, complete_plugins
+from dragsaw.workloads.recipe import TrialConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -56,10 +56,8 @@ class Recorder:
 
 
 def valid_config(config: dict) -> TrialConfig:
-    plugins = complete_plugins(config["plugins"], 2)
     data = {"name": "isic2016", "root": "/x"}
-    return TrialConfig.model_validate({**config, "data": data,
-                                       "plugins": plugins.model_dump(exclude_none=True) if plugins else None})
+    return TrialConfig.model_validate({**config, "data": data}).for_classes(2)
 
 
 # -- suggest ------------------------------------------------------------------------------
@@ -132,7 +130,7 @@ def test_apply_turns_params_into_a_trial_config():
     assert config["train"] == {"epochs": 2, "lr": 0.004, "pdcr_weight": 0.02}
     assert BASE["plugins"]["pdcr"]["tau"] == 0.5  # the base is not modified
     cfg = valid_config(config)
-    assert cfg.plugins["uafr"]["num_maps"] == 2
+    assert cfg.plugins is not None and cfg.plugins.uafr is not None and cfg.plugins.uafr.num_maps == 2
     # nothing placed: the plug-ins go away
     assert space.apply(BASE, {"placement.pdcr": [], "placement.uafr": []})["plugins"] is None
 

@@ -303,8 +303,11 @@ def test_search_spec_expands_into_studies(tmp_path, isic):
     assert study.directions == ["maximize", "minimize"] and study.modes == ["max", "min"]
     trial = study.trial({"train.lr": 0.001, "placement.pdcr": ["encoder.3"], "pdcr.n.encoder.3": 16})
     cfg = TrialConfig.model_validate(trial.config)
-    assert cfg.train.lr == 0.001 and cfg.plugins["pdcr"]["sites"][0] == {"layers": ["encoder.3"], "n": 16,
-                                                                          "patch": "series", "projection": 32}
+    assert cfg.plugins is not None and cfg.plugins.pdcr is not None
+    (site,) = cfg.plugins.pdcr.sites
+    assert cfg.train.lr == 0.001 and (site.layers, site.n, site.patch, site.projection) == (("encoder.3",), 16,
+                                                                                            "series", 32)
+    assert cfg.plugins.pdcr.num_classes == 2  # the dataset's
     assert trial.variant.startswith("search-") and trial.fold == "test"
 
 

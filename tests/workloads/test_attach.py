@@ -109,7 +109,7 @@ def assert_step_trains_plugins(plugged: PluggedModel, x, labels, uafr_keys, proj
 def test_monai_unet_training_step_with_uafr_and_pdcr():
     model = make_unet()
     x, labels = batch()
-    plugins = attach(model, UNET_CONFIG, example_input=x)
+    plugins = attach(model, UNET_CONFIG, example_input=x, num_classes=2)
     assert plugins.paths == {n: n for n in ("model.0", "model.1.submodule.0", "model.1.submodule.2")}
     assert hooked(model) == {"model.0": 2, "model.1.submodule.0": 2, "model.1.submodule.2": 1}
     assert plugins.reweight["model__0"].channels == 8 and plugins.reweight["model__1__submodule__0"].channels == 16
@@ -139,7 +139,7 @@ def test_monai_dynunet_3d_training_step_with_uafr_and_pdcr():
             ],
         },
     }
-    plugins = attach(model, config, example_input=(1, 1, 32, 32, 32))
+    plugins = attach(model, config, example_input=(1, 1, 32, 32, 32), num_classes=2)
     assert hooked(model) == {"input_block": 1, "downsamples.0": 2, "bottleneck": 2}
     assert plugins.reweight["downsamples__0"].spatial_dims == 3
     # input_block: two k3 s1 p1 convs; downsamples.0: k3 s2 p1 then k3 s1 p1.
@@ -161,7 +161,7 @@ def test_detach_restores_the_model_exactly(make, shape):
     bare = eval_out(model, x)
     state = {k: v.clone() for k, v in model.state_dict().items()}
 
-    plugins = attach(model, config, example_input=x)
+    plugins = attach(model, config, example_input=x, num_classes=2)
     plugged = PluggedModel(model, plugins)
     assert set(hooked(model)) == set(names)
     attached = eval_out(plugged, x)
@@ -175,7 +175,7 @@ def test_detach_restores_the_model_exactly(make, shape):
 
     # Attaching again after detach works, and gives the same plug-in output as before
     # for the same plug-in weights.
-    again = attach(model, config, example_input=x)
+    again = attach(model, config, example_input=x, num_classes=2)
     again.load_state_dict(plugins.state_dict())
     again.eval()
     assert set(hooked(model)) == set(names)
@@ -189,7 +189,7 @@ def test_reweighting_changes_the_output_while_attached(kind):
     model = make_unet()
     x, _ = batch()
     bare = eval_out(model, x)
-    plugins = attach(model, {kind: {"layers": ["model.1.submodule.0"]}}, example_input=x)
+    plugins = attach(model, {kind: {"layers": ["model.1.submodule.0"]}}, example_input=x, num_classes=2)
     plugged = PluggedModel(model, plugins)
     out = eval_out(plugged, x)
     assert out.shape == bare.shape
@@ -204,7 +204,7 @@ def test_unknown_name_fails_before_anything_is_attached_with_closest_names():
     model = make_unet()
     x, _ = batch()
     with pytest.raises(ValueError) as err:
-        attach(model, {"uafr": {"layers": ["model.0", "model.1.submodul.0"]}}, example_input=x)
+        attach(model, {"uafr": {"layers": ["model.0", "model.1.submodul.0"]}}, example_input=x, num_classes=2)
     msg = str(err.value)
     assert "'model.1.submodul.0'" in msg and "'model.1.submodule.0'" in msg and "did you mean" in msg
     assert hooked(model) == {}
@@ -219,7 +219,7 @@ def test_several_unknown_names_are_reported_at_once():
         "pdcr": {"num_classes": 2, "sites": [{"layers": ["modle.2"], "n": 4}, {"layers": ["model.1.submodule.0"], "n": 4}]},
     }
     with pytest.raises(ValueError) as err:
-        attach(model, config, example_input=x)
+        attach(model, config, example_input=x, num_classes=2)
     msg = str(err.value)
     for wrong in ("model.O", "model.1.submodule.3", "modle.2"):
         assert repr(wrong) in msg
@@ -231,24 +231,24 @@ def test_several_unknown_names_are_reported_at_once():
 def test_attaching_twice_to_one_module_is_refused_and_the_first_keeps_working():
     model = make_unet()
     x, labels = batch()
-    first = attach(model, {"uafr": {"layers": ["model.0"], "hidden": 4}}, example_input=x)
+    first = attach(model, {"uafr": {"layers": ["model.0"], "hidden": 4}}, example_input=x, num_classes=2)
     plugged = PluggedModel(model, first)
     out = eval_out(plugged, x)
     hooks = hooked(model)
     assert hooks == {"model.0": 1}
 
     with pytest.raises(ValueError, match=r"'model.0' already has a reweight plug-in attached.*detach\(\)"):
-        attach(model, {"uafr": {"layers": ["model.2", "model.0"]}}, example_input=x)
+        attach(model, {"uafr": {"layers": ["model.2", "model.0"]}}, example_input=x, num_classes=2)
     with pytest.raises(ValueError, match="already has a reweight plug-in"):
-        attach(model, {"cbam": {"layers": ["model.0"]}}, example_input=x)
+        attach(model, {"cbam": {"layers": ["model.0"]}}, example_input=x, num_classes=2)
     assert hooked(model) == hooks
     assert torch.equal(eval_out(plugged, x), out)
 
     # A PDCR recorder on the same module is a different kind of plug-in: allowed, once.
     pdcr_cfg = {"pdcr": {"num_classes": 2, "sites": [{"layers": ["model.0"], "n": 4}]}}
-    second = attach(model, pdcr_cfg, example_input=x)
+    second = attach(model, pdcr_cfg, example_input=x, num_classes=2)
     with pytest.raises(ValueError, match="already has a pdcr plug-in"):
-        attach(model, pdcr_cfg, example_input=x)
+        attach(model, pdcr_cfg, example_input=x, num_classes=2)
     plugged.train()
     plugged(x)
     assert torch.isfinite(second.regularization(labels))
@@ -258,7 +258,7 @@ def test_attaching_twice_to_one_module_is_refused_and_the_first_keeps_working():
     assert torch.equal(eval_out(plugged, x), out)
     first.detach()
     assert hooked(model) == {}
-    attach(model, {"uafr": {"layers": ["model.0"]}}, example_input=x)  # free again
+    attach(model, {"uafr": {"layers": ["model.0"]}}, example_input=x, num_classes=2)  # free again
     assert hooked(model) == {"model.0": 1}
 
 
@@ -272,7 +272,7 @@ def test_duplicate_layers_are_refused_at_config_validation():
                                                                            {"layers": ["b", "a"], "n": 8}]}})
     model = make_unet()
     with pytest.raises(ValueError, match="gets both uafr and se"):
-        attach(model, {"uafr": {"layers": ["model.0"]}, "se": {"layers": ["model.0"]}}, example_input=(1, 1, 32, 32))
+        attach(model, {"uafr": {"layers": ["model.0"]}, "se": {"layers": ["model.0"]}}, example_input=(1, 1, 32, 32), num_classes=2)
     assert hooked(model) == {}
 
 
@@ -285,7 +285,7 @@ def test_duplicate_layers_are_refused_at_config_validation():
 def test_unknown_config_keys_are_validation_errors(config, key):
     model = make_unet()
     with pytest.raises(ValidationError) as err:
-        attach(model, config, example_input=(1, 1, 32, 32))
+        attach(model, config, example_input=(1, 1, 32, 32), num_classes=2)
     assert isinstance(err.value, ValueError)
     assert key in str(err.value) and "Extra inputs are not permitted" in str(err.value)
     assert hooked(model) == {}
@@ -296,13 +296,13 @@ def test_pdcr_n_larger_than_the_layer_fails_at_attach(layers, n):
     model = make_unet()
     config = {"uafr": {"layers": ["model.0"]}, "pdcr": {"num_classes": 2, "sites": [{"layers": layers, "n": n}]}}
     with pytest.raises(ValueError) as err:
-        attach(model, config, example_input=(1, 1, 32, 32))
+        attach(model, config, example_input=(1, 1, 32, 32), num_classes=2)
     msg = str(err.value)
     assert f"site {'+'.join(layers)!r}" in msg and "layer 'model.1.submodule.0'" in msg and "64 positions" in msg
     assert hooked(model) == {}
     # n that fits: attaches.
     ok = {"pdcr": {"num_classes": 2, "sites": [{"layers": layers, "n": 64}]}}
-    attach(model, ok, example_input=(1, 1, 32, 32)).detach()
+    attach(model, ok, example_input=(1, 1, 32, 32), num_classes=2).detach()
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def test_nothing_is_recorded_in_eval_mode_and_nothing_leaks():
     x, labels = batch()
     config = {"pdcr": {"num_classes": 2, "sites": [{"layers": ["model.0"], "n": 4},
                                                    {"layers": ["model.0", "model.1.submodule.2"], "n": 4}]}}
-    plugins = attach(model, config, example_input=x)
+    plugins = attach(model, config, example_input=x, num_classes=2)
     plugged = PluggedModel(model, plugins)
     pdcr = plugins.pdcr
 
@@ -348,7 +348,7 @@ def test_nothing_is_recorded_in_eval_mode_and_nothing_leaks():
 def test_regularization_without_pdcr_is_zero():
     model = make_unet()
     x, labels = batch()
-    plugins = attach(model, {"se": {"layers": ["model.0"]}}, example_input=x)
+    plugins = attach(model, {"se": {"layers": ["model.0"]}}, example_input=x, num_classes=2)
     reg = plugins.regularization(labels)
     assert reg.shape == () and reg.item() == 0.0
 
@@ -358,7 +358,7 @@ def test_regularization_without_pdcr_is_zero():
 def test_state_dict_round_trip_gives_identical_outputs():
     x, labels = batch()
     model = make_unet(seed=0)
-    plugged = PluggedModel(model, attach(model, UNET_CONFIG, example_input=x))
+    plugged = PluggedModel(model, attach(model, UNET_CONFIG, example_input=x, num_classes=2))
     train_step(plugged, x, labels)
     state = plugged.state_dict()
     for key in ("plugins.reweight.model__0.f.0.weight", "plugins.reweight.model__0.f.1.running_mean",
@@ -368,7 +368,7 @@ def test_state_dict_round_trip_gives_identical_outputs():
     assert not any(MARK in k for k in state)
 
     fresh_model = make_unet(seed=5)
-    fresh = PluggedModel(fresh_model, attach(fresh_model, UNET_CONFIG, example_input=x))
+    fresh = PluggedModel(fresh_model, attach(fresh_model, UNET_CONFIG, example_input=x, num_classes=2))
     expected = eval_out(plugged, x)
     assert not torch.equal(eval_out(fresh, x), expected)
     fresh.load_state_dict(state)  # strict
@@ -415,7 +415,7 @@ def test_declared_stages_attach_without_example_input():
     }
     x, labels = batch((16, 16))
     model.train()
-    plugins = attach(model, config)
+    plugins = attach(model, config, num_classes=2)
     assert plugins.paths == {"encoder.0": "enc0", "encoder.1": "enc1"}
     assert hooked(model) == {"enc0": 1, "enc1": 2}
     assert plugins.reweight["encoder__1"].channels == 8 and plugins.reweight["encoder__1"].spatial_dims == 2
@@ -430,21 +430,21 @@ def test_declared_stages_errors():
     torch.manual_seed(0)
     model = StagedNet()
     with pytest.raises(ValueError, match=r"'encoder\.2'.*did you mean 'encoder\.1'"):
-        attach(model, {"uafr": {"layers": ["encoder.2"]}})
+        attach(model, {"uafr": {"layers": ["encoder.2"]}}, num_classes=2)
     # A plain module path is not a declared stage: its channels need an example input.
     with pytest.raises(ValueError, match="needs `example_input`"):
-        attach(model, {"uafr": {"layers": ["enc1.0"]}})
+        attach(model, {"uafr": {"layers": ["enc1.0"]}}, num_classes=2)
     # RF-PDCR without a declared chain is probed, which needs an example input.
     with pytest.raises(ValueError, match="needs `example_input`"):
         attach(model, {"pdcr": {"num_classes": 2, "sites": [{"layers": ["encoder.1"], "n": 4,
-                                                              "patch": "receptive_field"}]}})
+                                                              "patch": "receptive_field"}]}}, num_classes=2)
     # A stage and its module path name one module: refused.
     with pytest.raises(ValueError, match="all denote module 'enc1'"):
         attach(model, {"uafr": {"layers": ["encoder.1"]}, "pdcr": {"num_classes": 2, "sites": [
-            {"layers": ["enc1"], "n": 4}]}}, example_input=(1, 1, 16, 16))
+            {"layers": ["enc1"], "n": 4}]}}, example_input=(1, 1, 16, 16), num_classes=2)
     assert hooked(model) == {}
     # With an example input, a stage name and a module path attach side by side.
-    plugins = attach(model, {"uafr": {"layers": ["encoder.1", "enc0.0"]}}, example_input=(1, 1, 16, 16))
+    plugins = attach(model, {"uafr": {"layers": ["encoder.1", "enc0.0"]}}, example_input=(1, 1, 16, 16), num_classes=2)
     assert plugins.paths == {"encoder.1": "enc1", "enc0.0": "enc0.0"}
     plugins.detach()
 
@@ -458,7 +458,7 @@ def test_attach_leaves_the_model_state_and_mode_alone():
     state = {k: v.clone() for k, v in model.state_dict().items()}
     modes = {n: m.training for n, m in model.named_modules()}
     plugins = attach(model, {"uafr": {"layers": ["enc0.1"]}, "pdcr": {"num_classes": 2, "sites": [
-        {"layers": ["enc1"], "n": 4, "patch": "receptive_field"}]}}, example_input=(2, 1, 16, 16))
+        {"layers": ["enc1"], "n": 4, "patch": "receptive_field"}]}}, example_input=(2, 1, 16, 16), num_classes=2)
     assert {n: m.training for n, m in model.named_modules()} == modes
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     # Probed receptive field of enc1 (k3 s1 p1 then k3 s2 p1; BatchNorm is per-pixel).
@@ -473,10 +473,10 @@ def test_attach_does_not_move_the_statistics_of_earlier_plugins():
     update their BatchNorm statistics in it (they did while Plugins sat in train mode)."""
     model = make_unet().train()
     x, _ = batch()
-    first = attach(model, {"uafr": {"layers": ["model.0"]}}, example_input=x)
+    first = attach(model, {"uafr": {"layers": ["model.0"]}}, example_input=x, num_classes=2)
     state = {k: v.clone() for k, v in first.state_dict().items()}
     attach(model, {"se": {"layers": ["model.2"]}, "pdcr": {"num_classes": 2, "sites": [
-        {"layers": ["model.1.submodule.0"], "n": 4}]}}, example_input=x)
+        {"layers": ["model.1.submodule.0"], "n": 4}]}}, example_input=x, num_classes=2)
     assert all(torch.equal(v, state[k]) for k, v in first.state_dict().items())
 
 
@@ -485,7 +485,7 @@ def test_reweighting_runs_in_the_mode_of_its_layer():
     and leaves the UAFR statistics alone; model.train() trains them."""
     x, _ = batch()
     model = make_unet()
-    plugins = attach(model, {"uafr": {"layers": ["model.0"]}}, example_input=x)
+    plugins = attach(model, {"uafr": {"layers": ["model.0"]}}, example_input=x, num_classes=2)
     plugged = PluggedModel(model, plugins)
     expected = eval_out(plugged, x)
     plugins.train()
@@ -507,10 +507,10 @@ def test_pdcr_records_the_features_the_network_passes_on(split):
     uafr = {"uafr": {"layers": ["model.0"]}}
     pdcr = {"pdcr": {"num_classes": 2, "sites": [{"layers": ["model.0"], "n": 4}]}}
     if split:
-        recorder = attach(model, pdcr, example_input=x)
-        attach(model, uafr, example_input=x)
+        recorder = attach(model, pdcr, example_input=x, num_classes=2)
+        attach(model, uafr, example_input=x, num_classes=2)
     else:
-        recorder = attach(model, {**uafr, **pdcr}, example_input=x)
+        recorder = attach(model, {**uafr, **pdcr}, example_input=x, num_classes=2)
     received = []
     model.model[1].register_forward_pre_hook(lambda m, args: received.append(args[0]))
     model.train()
@@ -523,5 +523,43 @@ def test_a_module_called_twice_per_forward_is_refused():
     re-weight both calls and PDCR would see only the last."""
     model = make_dynunet()
     with pytest.raises(ValueError, match=r"'input_block\.lrelu': 2.*more than once"):
-        attach(model, {"uafr": {"layers": ["input_block.lrelu"]}}, example_input=(1, 1, 16, 16, 16))
+        attach(model, {"uafr": {"layers": ["input_block.lrelu"]}}, example_input=(1, 1, 16, 16, 16), num_classes=2)
     assert hooked(model) == {}
+
+
+def test_sizes_that_follow_the_classes_are_filled_from_num_classes_or_named():
+    """pdcr.num_classes and uafr.num_maps may be left out of a config: attach(num_classes=M)
+    (the trial: its dataset's classes) fills them; without it, what is unset is named before
+    any hook is registered; a pdcr.num_classes that contradicts M is refused."""
+    model = make_unet()
+    x, _ = batch()
+    with pytest.raises(ValueError, match=r"uafr\.num_maps is not set"):
+        attach(model, {"uafr": {"layers": ["model.0"]}}, example_input=x)
+    with pytest.raises(ValueError, match="PDCR needs `num_classes`"):
+        attach(model, {"pdcr": {"sites": [{"layers": ["model.0"], "n": 4}]}}, example_input=x)
+    assert hooked(model) == {}
+    with pytest.raises(ValueError, match="plugins.pdcr.num_classes is 2 but the dataset has 3 classes"):
+        attach(model, {"pdcr": {"num_classes": 2, "sites": [{"layers": ["model.0"], "n": 4}]}},
+               example_input=x, num_classes=3)
+    plugins = attach(model, {"uafr": {"layers": ["model.0"]}, "pdcr": {"sites": [{"layers": ["model.0"], "n": 4}]}},
+                     example_input=x, num_classes=3)
+    assert plugins.reweight["model__0"].num_maps == 3 and plugins.config.pdcr.num_classes == 3
+    plugins.detach()
+
+    given = PluginsConfig.model_validate({"uafr": {"layers": ["a"], "num_maps": 5}})
+    assert given.for_classes(3).uafr.num_maps == 5  # M is free (Table IX varies it)
+    assert PluginsConfig().for_classes(3) == PluginsConfig()
+
+
+def test_one_table_of_plugin_kinds():
+    """Every plug-in kind is one row of KINDS: PluginsConfig has a field per row, and the
+    re-weighting rows build a module that keeps the feature map's shape."""
+    from dragsaw.workloads.plugins import KINDS, REWEIGHTING
+
+    assert set(PluginsConfig.model_fields) == set(KINDS)
+    assert REWEIGHTING == tuple(k for k in KINDS if k != "pdcr")
+    q = torch.randn(2, 8, 8, 8)
+    for name in REWEIGHTING:
+        kind = KINDS[name]
+        block = kind.build(kind.config.model_validate({"layers": ["a"]}).for_classes(2), 8, 2)
+        assert block(q).shape == q.shape, name

@@ -75,7 +75,8 @@ def _check_sizes(sizes):
 class PDCRConfig(_Strict):
     """The PDCR regularizer (paper Sec. III).
 
-    num_classes: M, classes of the labels (background included).
+    num_classes: M, classes of the labels (background included); None until the dataset is
+        known (:meth:`for_classes` fills it; the regularizer needs it).
     patch_sizes: the H-PDCR patch series (P = its length), in pixels per side.
     tau: temperature of Eq. 9. sampling: ``grid`` or ``random``.
     position_encoding: concatenate the normalised box of the (largest) patch to each vector.
@@ -87,7 +88,7 @@ class PDCRConfig(_Strict):
     """
 
     sites: tuple[Site, ...] = Field(min_length=1)
-    num_classes: int = Field(ge=1, le=10_000)
+    num_classes: int | None = Field(default=None, ge=1, le=10_000)
     patch_sizes: tuple[int, ...] = (5, 7, 9)
     tau: float = Field(default=1.0, gt=0, le=MAX_TAU)
     sampling: SamplingKind = "grid"
@@ -109,6 +110,16 @@ class PDCRConfig(_Strict):
             if key in seen:
                 raise ValueError(f"site {list(site.layers)} is listed twice")
             seen.add(key)
+        return self
+
+    def for_classes(self, num_classes: int) -> PDCRConfig:
+        """This config for a dataset of ``num_classes`` classes: ``num_classes`` filled when
+        unset; a ValueError when it is set to another number."""
+        if self.num_classes is None:
+            return self.model_copy(update={"num_classes": num_classes})
+        if self.num_classes != num_classes:
+            raise ValueError(f"plugins.pdcr.num_classes is {self.num_classes} but the dataset has "
+                             f"{num_classes} classes")
         return self
 
     def layers(self) -> list[str]:

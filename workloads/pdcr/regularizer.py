@@ -59,7 +59,11 @@ class PDCR(nn.Module):
 
     def __init__(self, config: PDCRConfig, channels: dict[str, int], fields: dict[str, ReceptiveField] | None = None):
         super().__init__()
+        if config.num_classes is None:
+            raise ValueError("PDCR needs `num_classes`: set it in the config, or fill it from the dataset "
+                             "with config.for_classes(M) (attach(..., num_classes=M) does)")
         self.config = config
+        self.num_classes: int = config.num_classes
         self.fields = dict(fields or {})
         self.projections = nn.ModuleDict()
         for i, site in enumerate(config.sites):
@@ -90,12 +94,12 @@ class PDCR(nn.Module):
         resolution. Returns a scalar; clears the recorded features."""
         cfg = self.config
         try:
-            check_labels(labels, cfg.num_classes)
+            check_labels(labels, self.num_classes)
             missing = [name for name in cfg.layers() if name not in self._features]
             if missing:
                 raise RuntimeError(f"no features recorded for layers {missing}: run the model's forward "
                                    "in training mode on this batch before asking for the PDCR loss")
-            table = integral_image(labels, cfg.num_classes) if cfg.affinity == "ratio" else None
+            table = integral_image(labels, self.num_classes) if cfg.affinity == "ratio" else None
             # Sample every (site, layer) first, then gather each layer once: one sparse
             # gradient per feature map instead of one per site.
             positions = [[self._sample(site, name, self._features_of(name, labels)) for name in site.layers]
@@ -184,7 +188,7 @@ class PDCR(nn.Module):
             return centre_label_affinity(labels_at(labels, centres_a), labels_at(labels, centres_b)).to(s.dtype)
         if kind == "dice":
             return torch.stack([
-                dice_affinity(patch_masks(labels, ba, cfg.num_classes), patch_masks(labels, bb, cfg.num_classes))
+                dice_affinity(patch_masks(labels, ba, self.num_classes), patch_masks(labels, bb, self.num_classes))
                 for ba, bb in zip(boxes_a, boxes_b)
             ]).to(s.dtype)
         phi_a = self._phi(table, boxes_a, labels, s.dtype)

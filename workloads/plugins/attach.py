@@ -14,15 +14,14 @@ import torch
 from torch import nn
 
 from dragsaw.workloads._checks import closest
+from dragsaw.workloads.pdcr.config import PDCRConfig
 from dragsaw.workloads.pdcr.geometry import ReceptiveField
 from dragsaw.workloads.pdcr.probe import probe_receptive_field
 from dragsaw.workloads.pdcr.regularizer import PDCR
-from dragsaw.workloads.plugins.config import PluginsConfig
+from dragsaw.workloads.plugins.config import KINDS, PluginsConfig
 from dragsaw.workloads.plugins.stages import declared_stages
-from dragsaw.workloads.uafr import CBAM, UAFR, SqueezeExcitation
 
 _MARK = "_dragsaw_plugins"  # attribute on a hooked module: {"reweight"|"pdcr": owner id}
-REWEIGHTING = ("uafr", "se", "cbam")
 
 
 def _key(name: str) -> str:
@@ -91,9 +90,8 @@ def _resolve(model: nn.Module, config: PluginsConfig) -> dict[str, str]:
     modules = dict(model.named_modules())
     stages = declared_stages(model)
     names = list(config.pdcr.layers()) if config.pdcr else []
-    for kind in REWEIGHTING:
-        block = getattr(config, kind)
-        names += [n for n in (block.layers if block else ()) if n not in names]
+    for _kind, block in config.blocks():
+        names += [n for n in block.layers if n not in names]
     paths, problems = {}, []
     valid = list(stages) + [n for n in modules if n]
     for name in names:
@@ -161,10 +159,14 @@ def _example(model: nn.Module, example_input):
     raise TypeError(f"`example_input` must be a tensor or a shape (B, C, *S), but got {example_input!r}")
 
 
-def attach(model: nn.Module, config: PluginsConfig | Mapping, example_input=None) -> Plugins:
+def attach(model: nn.Module, config: PluginsConfig | Mapping, example_input=None,
+           num_classes: int | None = None) -> Plugins:
     """Attach the configured plug-ins to ``model`` and return them as a :class:`Plugins` module.
 
     config: a :class:`PluginsConfig` or the same as a dict (unknown keys are errors).
+    num_classes: M, the classes of the labels: fills ``pdcr.num_classes`` and
+        ``uafr.num_maps`` where the config leaves them out (a ValueError names what is
+        still unset when it is not given, and a ``pdcr.num_classes`` that differs from it).
     example_input: a tensor or shape (B, C, *S) for one forward that tells each layer's
         channels and spatial size (and the input size for receptive-field probes).
         Needed unless every named layer is a stage the model declares with its channels
@@ -174,12 +176,13 @@ def attach(model: nn.Module, config: PluginsConfig | Mapping, example_input=None
     """
     if not isinstance(config, PluginsConfig):
         config = PluginsConfig.model_validate(dict(config))
+    if num_classes is not None:
+        config = config.for_classes(num_classes)
     paths = _resolve(model, config)
     modules = dict(model.named_modules())
-    groups = {name: [] for name in paths}
-    for kind in REWEIGHTING:
-        block = getattr(config, kind)
-        for name in block.layers if block else ():
+    groups: dict[str, list[str]] = {name: [] for name in paths}
+    for _kind, block in config.blocks():
+        for name in block.layers:
             groups[name].append("reweight")
     for name in config.pdcr.layers() if config.pdcr else ():
         groups[name].append("pdcr")
@@ -208,22 +211,17 @@ def attach(model: nn.Module, config: PluginsConfig | Mapping, example_input=None
                              f"channels of {lacking or list(paths)}: they are not stages the model declares")
         shapes = {}
         channels = {n: stages[n].channels for n in paths}
-        dims = {n: int(model.spatial_dims) for n in paths}
+        spatial_dims: int = getattr(model, "spatial_dims")  # noqa: B009 - checked above; any nn.Module
+        dims = {n: spatial_dims for n in paths}
 
     plugins = Plugins(config, paths)
-    for kind in REWEIGHTING:
-        block = getattr(config, kind)
-        for name in block.layers if block else ():
-            c, d = channels[name], dims[name]
-            if kind == "uafr":
-                plugins.reweight[_key(name)] = UAFR(c, block.num_maps, block.hidden, block.kernel_size,
-                                                    block.use_f, spatial_dims=d)
-            elif kind == "se":
-                plugins.reweight[_key(name)] = SqueezeExcitation(c, block.reduction, spatial_dims=d)
-            else:
-                plugins.reweight[_key(name)] = CBAM(c, block.reduction, block.kernel_size, spatial_dims=d)
+    for kind, block in config.blocks():
+        build = KINDS[kind].build
+        assert build is not None  # blocks() yields re-weighting kinds only
+        for name in block.layers:
+            plugins.reweight[_key(name)] = build(block, channels[name], dims[name])
     if config.pdcr is not None:
-        fields = _fields(model, config, paths, example, shapes)
+        fields = _fields(model, config.pdcr, paths, example, shapes)
         plugins.pdcr = PDCR(config.pdcr, channels, fields)
     try:
         param = next(model.parameters())
@@ -234,11 +232,11 @@ def attach(model: nn.Module, config: PluginsConfig | Mapping, example_input=None
     return plugins
 
 
-def _fields(model, config: PluginsConfig, paths, example, shapes) -> dict[str, ReceptiveField]:
+def _fields(model, config: PDCRConfig, paths, example, shapes) -> dict[str, ReceptiveField]:
     """Receptive fields of RF-PDCR sites without a declared chain (gradient probe), and
     an early check that every site's N fits its feature maps for ``example``."""
     fields = {}
-    for site in config.pdcr.sites:
+    for site in config.sites:
         for name in site.layers:
             if name in shapes:
                 positions = 1
@@ -260,9 +258,8 @@ def _register(plugins: Plugins, modules: dict[str, nn.Module]) -> None:
     config = plugins.config
     owner = id(plugins)
     # Re-weighting hooks first: PDCR then records the features the network passes on.
-    for kind in REWEIGHTING:
-        block = getattr(config, kind)
-        for name in block.layers if block else ():
+    for _kind, block in config.blocks():
+        for name in block.layers:
             module = modules[plugins.paths[name]]
             reweight = plugins.reweight[_key(name)]
 
@@ -278,10 +275,10 @@ def _register(plugins: Plugins, modules: dict[str, nn.Module]) -> None:
             # of plug-ins attached before, which must see the features the network passes on.
             plugins._handles.append(module.register_forward_hook(hook, prepend=True))
             _mark(plugins, module, "reweight", owner)
-    if config.pdcr is not None:
+    pdcr = plugins.pdcr
+    if config.pdcr is not None and pdcr is not None:
         for name in config.pdcr.layers():
             module = modules[plugins.paths[name]]
-            pdcr = plugins.pdcr
 
             def record(mod, inputs, output, name=name, pdcr=pdcr):
                 if mod.training and torch.is_grad_enabled():

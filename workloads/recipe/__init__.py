@@ -7,7 +7,6 @@ from dragsaw.workloads.recipe.config import (
            TrainConfig,
            TrialConfig,
 )
-from dragsaw.workloads.recipe.trial import Trial, complete_plugins, run_trial
+from dragsaw.workloads.recipe.trial import Trial, run_trial
 
-__all__ = ["run_trial", "Trial", "TrialConfig", "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig",
-           "complete_plugins"]
+__all__ = ["run_trial", "Trial", "TrialConfig", "DataConfig", "ModelConfig", "TrainConfig", "EvalConfig"]

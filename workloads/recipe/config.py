@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dragsaw.workloads.plugins.config import PluginsConfig
 
 #: Upper bounds of the numbers of a trial config: far beyond any sensible run, they catch
 #: typos and units mistakes (``epochs: 1e12``) before anything is launched.
@@ -113,15 +114,29 @@ class EvalConfig(_Strict):
 
 
 class TrialConfig(_Strict):
-    """Everything one trial needs. ``plugins`` is a plug-in config by stage names (see
-    ``dragsaw.workloads.plugins.PluginsConfig``); ``pdcr.num_classes`` and
-    ``uafr.num_maps`` default to the dataset's number of classes."""
+    """Everything one trial needs. ``plugins``: the plug-ins by stage names; their
+    ``pdcr.num_classes`` and ``uafr.num_maps`` may be left out, and the trial fills them
+    from its dataset (:meth:`for_classes`)."""
 
     data: DataConfig
     model: ModelConfig
-    plugins: dict[str, Any] | None = None
+    plugins: PluginsConfig | None = None
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cache_dir: str | None = None
+
+    @field_validator("plugins")
+    @classmethod
+    def _no_empty_plugins(cls, v: PluginsConfig | None) -> PluginsConfig | None:
+        """``plugins: {}`` means no plug-ins, as null does (the same trial, the same hash)."""
+        return None if v is not None and v == PluginsConfig() else v
+
+    def for_classes(self, num_classes: int) -> TrialConfig:
+        """This config for a dataset of ``num_classes`` classes: the plug-ins' class-dependent
+        sizes filled where unset (see ``PluginsConfig.for_classes``; ValueError when
+        ``pdcr.num_classes`` contradicts the dataset)."""
+        if self.plugins is None:
+            return self
+        return self.model_copy(update={"plugins": self.plugins.for_classes(num_classes)})

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from dragsaw.workloads.canonical import config_hash
 from dragsaw.workloads.data import fold_split, load_dataset, nested_subsets
@@ -24,7 +25,7 @@ from dragsaw.workloads.data.cache import CaseCache
 from dragsaw.workloads.data.loading import TrainingSamples
 from dragsaw.workloads.data.preprocess import Preprocessing
 from dragsaw.workloads.models import build_model
-from dragsaw.workloads.plugins import PluggedModel, PluginsConfig, attach
+from dragsaw.workloads.plugins import PluggedModel, attach
 from dragsaw.workloads.recipe import checkpoint
 from dragsaw.workloads.recipe.config import TrialConfig
 from dragsaw.workloads.recipe.evaluate import case_counts, predict_2d, predict_3d
@@ -34,87 +35,105 @@ from dragsaw.workloads.runtime import tune_cpu_allocator
 Report = Callable[[dict[str, Any], str], None]
 
 
-def complete_plugins(plugins: dict | None, num_classes: int) -> PluginsConfig | None:
-    """Fill ``pdcr.num_classes`` and ``uafr.num_maps`` from the dataset (M = classes, as in the
-    paper); a ``pdcr.num_classes`` that contradicts the dataset is an error."""
-    if not plugins:
-        return None
-    plugins = {k: dict(v) if isinstance(v, dict) else v for k, v in plugins.items()}
-    pdcr = plugins.get("pdcr")
-    if isinstance(pdcr, dict):
-        given = pdcr.setdefault("num_classes", num_classes)
-        if given != num_classes:
-            raise ValueError(f"plugins.pdcr.num_classes is {given} but the dataset has {num_classes} classes")
-    if isinstance(plugins.get("uafr"), dict):
-        plugins["uafr"].setdefault("num_maps", num_classes)
-    return PluginsConfig.model_validate(plugins)
-
-
 class Trial:
-    """A trial built from a :class:`TrialConfig`; :meth:`run` trains and evaluates it."""
+    """A trial built from a :class:`TrialConfig`; :meth:`run` trains and evaluates it.
+
+    Setup happens in named steps, in this order (the order fixes which random numbers each
+    step draws, so a resumed trial continues exactly): seed, data, model and plug-ins,
+    training samples, optimiser; :meth:`load_checkpoint` restores a saved state on top.
+    """
 
     def __init__(self, config: TrialConfig | dict):
-        self.config = cfg = config if isinstance(config, TrialConfig) else TrialConfig.model_validate(config)
-        self.config_hash = config_hash(cfg)
-        self.device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-                                   else "cpu")
+        self.config = config if isinstance(config, TrialConfig) else TrialConfig.model_validate(config)
+        self.config_hash = config_hash(self.config)
+        self.epoch = 0  # epochs completed
+        self.history: list[dict[str, Any]] = []
+        self._setup_device_and_seed()
+        self._setup_data()
+        self._setup_model()
+        self._setup_samples()
+        self._setup_optimiser()
+        self._setup_loss()
+
+    # -- setup -------------------------------------------------------------------------
+    def _setup_device_and_seed(self) -> None:
+        cfg = self.config
+        cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+        self.device = torch.device("cuda" if cuda else "cpu")
         if self.device.type == "cpu":
             tune_cpu_allocator()
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         random.seed(cfg.seed)
 
+    def _setup_data(self) -> None:
+        """The dataset, its train / held-out split (fraction and eval cap applied), the case
+        cache, and what the model needs from the data: dims, input channels, classes."""
+        cfg, t = self.config, self.config.train
         self.dataset = load_dataset(cfg.data.name, cfg.data.root, **cfg.data.options)
-        train_ids, self.eval_ids = fold_split(self.dataset, cfg.data.fold)
+        train_ids, eval_ids = fold_split(self.dataset, cfg.data.fold)
         if cfg.data.fraction < 1:
             train_ids = nested_subsets(train_ids, [cfg.data.fraction], seed=cfg.data.subset_seed)[cfg.data.fraction]
         if cfg.data.max_eval_cases:
-            self.eval_ids = self.eval_ids[: cfg.data.max_eval_cases]
-        self.train_ids = train_ids
+            eval_ids = eval_ids[: cfg.data.max_eval_cases]
+        self.train_ids, self.eval_ids = train_ids, eval_ids
         self.dims = self.dataset.spatial_dims
-        t = cfg.train
         self.cache = CaseCache(self.dataset, Preprocessing(image_size=t.image_size, spacing=t.spacing),
                                root=cfg.cache_dir)
         first = self.cache.get(train_ids[0])["image"]
-        in_channels = first.shape[-1] if self.dims == 2 else first.shape[0]
+        self.in_channels = first.shape[-1] if self.dims == 2 else first.shape[0]
         self.num_classes = self.dataset.num_classes
 
-        net = build_model(cfg.model.name, in_channels=in_channels, num_classes=self.num_classes,
+    def _setup_model(self) -> None:
+        """The network, its plug-ins (sizes filled from the dataset's classes), precision and
+        memory layout, on the trial's device."""
+        cfg, t = self.config, self.config.train
+        net = build_model(cfg.model.name, in_channels=self.in_channels, num_classes=self.num_classes,
                           width=cfg.model.width, **cfg.model.options)
         if net.spatial_dims != self.dims:
             raise ValueError(f"model {cfg.model.name!r} is {net.spatial_dims}D but dataset "
                              f"{cfg.data.name!r} is {self.dims}D")
+        plugins = cfg.for_classes(self.num_classes).plugins
         spatial = t.image_size if self.dims == 2 else t.patch_size
-        plugins_cfg = complete_plugins(cfg.plugins, self.num_classes)
-        self.plugins = attach(net, plugins_cfg, example_input=(1, in_channels, *spatial)) if plugins_cfg else None
-        model = PluggedModel(net, self.plugins) if self.plugins else net
+        self.plugins = (attach(net, plugins, example_input=(1, self.in_channels, *spatial))
+                        if plugins is not None else None)
+        model: nn.Module = PluggedModel(net, self.plugins) if self.plugins else net
         self.amp = t.amp if t.amp is not None else self.device.type == "cuda"
         self.channels_last = (t.channels_last if t.channels_last is not None
                               else self.device.type == "cuda" and self.dims == 2)
         model = model.to(self.device)
         if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue] - torch's stubs omit it
         self.model = model
 
+    def _setup_samples(self) -> None:
+        """The training samples of an epoch: one pass over the training cases (2D), or
+        ``iterations_per_epoch`` batches of patches (3D: 250 by default)."""
+        cfg, t = self.config, self.config.train
         iterations = t.iterations_per_epoch or (250 if self.dims == 3 else None)
-        length = iterations * t.batch_size if iterations else max(len(train_ids), t.batch_size)
-        self.samples = TrainingSamples(self.cache, train_ids, seed=cfg.seed, length=length, augment=t.augment,
+        length = iterations * t.batch_size if iterations else max(len(self.train_ids), t.batch_size)
+        self.samples = TrainingSamples(self.cache, self.train_ids, seed=cfg.seed, length=length, augment=t.augment,
                                        patch_size=t.patch_size if self.dims == 3 else None,
                                        foreground_ratio=t.foreground_ratio)
         self.steps_per_epoch = length // t.batch_size
+
+    def _setup_optimiser(self) -> None:
+        """Adam, a cosine schedule over every step of the run, and the AMP gradient scaler."""
+        t = self.config.train
         total = max(1, self.steps_per_epoch * t.epochs)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
-        self.epoch = 0  # epochs completed
-        self.history: list[dict[str, Any]] = []
+
+    def _setup_loss(self) -> None:
+        """The segmentation loss: cross-entropy (2D default, as the paper) or CE + Dice (3D)."""
+        t = self.config.train
+        self._seg_loss = None
         if (t.loss or ("ce_dice" if self.dims == 3 else "ce")) == "ce_dice":
-            from monai.losses import DiceCELoss
+            from monai.losses.dice import DiceCELoss
 
             self._seg_loss = DiceCELoss(to_onehot_y=True, softmax=True)
-        else:
-            self._seg_loss = None
 
     # -- pieces ------------------------------------------------------------------------
     def autocast(self):
