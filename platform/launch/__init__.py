@@ -36,28 +36,35 @@ def validate(spec_path: str, overrides: Sequence[str] = (), store: str | None = 
 
 def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = None, address: str | None = None,
            dry_run: bool = False, echo: Callable[[str], None] = print, spec=None, smoke: bool = False,
-           wait_for_resources: float | None = None) -> int:
+           wait_for_resources: float | None = None, take_over: bool = False) -> int:
     """``dragsaw run`` (see :func:`_launch`), with its exits made safe: Ray is shut down on
     every path, and SIGINT / SIGTERM stop the run in order (see ``launch.interrupts``): the
     command then prints what is complete, interrupted, failed and not started (counted from
     the store, as ``dragsaw status`` counts), the command that continues, and returns 130
-    (SIGINT) or 143 (SIGTERM)."""
+    (SIGINT) or 143 (SIGTERM). One driver per experiment: the store's lease (``store.Lease``)
+    is taken before anything is written, renewed while the run lasts and released on every
+    exit path; a live holder makes the run exit 2 naming it, unless ``take_over``."""
     from dragsaw.platform.launch.interrupts import Interrupted, Interrupts
     from dragsaw.platform.launch.run import ray_shutdown
 
     interrupts = Interrupts(echo)
     state = _RunState(address=address)
+    state.take_over = take_over
     with interrupts:
         try:
-            status = _launch(spec_path, overrides, store, address, dry_run, echo, spec, smoke, wait_for_resources,
-                             interrupts=interrupts, state=state)
-        except Interrupted:
-            status = None
+            try:
+                status = _launch(spec_path, overrides, store, address, dry_run, echo, spec, smoke,
+                                 wait_for_resources, interrupts=interrupts, state=state)
+            except Interrupted:
+                status = None
+            finally:
+                interrupts.closing()  # from here on a signal is noted, never raised: cleanup must finish
+                ray_shutdown()
+            if status is None:
+                status = _stopped(state, interrupts, echo)
         finally:
-            interrupts.closing()  # from here on a signal is noted, never raised: cleanup must finish
-            ray_shutdown()
-        if status is None:
-            status = _stopped(state, interrupts, echo)
+            if state.lease is not None:
+                state.lease.release()  # last: until Ray is down, trials of this driver may write
     return status
 
 
@@ -66,6 +73,8 @@ class _RunState:
 
     def __init__(self, address: str | None):
         self.address = address
+        self.take_over = False
+        self.lease: Any = None  # the store's Lease, once held
         self.name: str | None = None
         self.store_url: str | None = None
         self.results: Any = None  # the ResultStore
@@ -85,7 +94,8 @@ def _stopped(state: _RunState, interrupts, echo: Callable[[str], None]) -> int:
     if state.results is None or state.name is None:
         echo(f"dragsaw: {name or interrupts.reason}: stopped before any trial started; nothing was written")
         return status
-    mark_unfinished_lost(state.results, state.name, f"the driver was stopped ({name or interrupts.reason})")
+    if name is not None:  # a lost lease: the new holder's attempts are not ours to mark
+        mark_unfinished_lost(state.results, state.name, f"the driver was stopped ({name})")
     outcome = count(state.results, state.name, state.expected, state.completed_before)
     lines = describe(state.name, outcome, state.store_url or "", name, interrupts.reason, state.address)
     if not state.recorded:
@@ -128,6 +138,7 @@ def _launch(spec_path: str, overrides: Sequence[str], store: str | None, address
     results = open_store(store_url)
     digest = spec_hash(spec)
     _same_spec_or_fail(store_url, results, spec, digest)
+    state.lease = _take_lease(store_url, spec.name, state.take_over, interrupts, echo)
     state.name, state.store_url, state.results = spec.name, store_url, results
     datasets = prepare_datasets(spec, write=True)
     context = {"store_url": store_url, "spec_hash": digest, "git_commit": git_commit(), "versions": versions(),
@@ -171,6 +182,19 @@ def _failed(results, name: str) -> set[str]:
     from dragsaw.platform.launch.outcome import count
 
     return count(results, name).failed
+
+
+def _take_lease(store_url: str, name: str, take_over: bool, interrupts, echo: Callable[[str], None]):
+    """The experiment's lease, held and renewed (LeaseHeld, exit 2, names a live holder). Losing
+    it later (another driver used --take-over) stops this run as a signal would."""
+    from dragsaw.platform.store import Lease
+
+    lease = Lease(store_url, name, on_lost=interrupts.stop)
+    previous = lease.acquire(take_over)
+    if previous is not None:
+        echo(f"{name}: took over the experiment from the driver on {previous.describe()}")
+    lease.start_heartbeat()
+    return lease
 
 
 def _synthetic_recipes(spec) -> dict[str, dict]:
@@ -244,33 +268,23 @@ def _dry_run(spec, store_url: str, echo) -> int:
 
 
 def _print_leaderboard(results, spec, echo) -> None:
-    """The experiment's leaderboard, each variant tested against its own baseline (with axes,
-    ``fcn+pdcr`` against ``fcn+baseline``)."""
-    from dragsaw.platform.experiment.grid import baseline_of
+    """The experiment's leaderboard: each variant compared with its own baseline as the spec
+    declares it (with axes, ``fcn+pdcr`` against ``fcn+baseline``), over runs and cases, Holm's
+    correction over the spec's variants (all done by ``leaderboard`` from the saved spec)."""
     from dragsaw.platform.leaderboard import format_rows, leaderboard
 
     rows = leaderboard(results, experiment=spec.name)
     if not rows:
         return
-    if spec.baseline is not None and spec.search is None:
-        groups: dict[str, list[str]] = {}
-        for variant in sorted({r["variant"] for r in rows}):
-            groups.setdefault(baseline_of(spec, variant) or variant, []).append(variant)
-        by_key = {(r["dataset"], r["variant"]): r for r in rows}
-        for base, variants in groups.items():
-            if base not in variants:  # the baseline has no completed trial: no tests
-                continue
-            for tested in leaderboard(results, experiment=spec.name, variants=variants, baseline=base):
-                row = by_key[(tested["dataset"], tested["variant"])]  # keep the experiment-wide rank
-                row.update({k: v for k, v in tested.items() if k not in row or k.startswith("p_")
-                            or k in ("baseline", "delta", "n_cases")})
     echo("")
     echo(format_rows(rows, "table"))
 
 
-def resume(name: str, store: str, address: str | None = None, echo: Callable[[str], None] = print) -> int:
-    """``dragsaw resume NAME``: run the experiment's saved spec again; completed trials are
-    skipped and interrupted ones continue from their last checkpoint."""
+def resume(name: str, store: str, address: str | None = None, echo: Callable[[str], None] = print,
+           take_over: bool = False) -> int:
+    """``dragsaw resume NAME``: run the experiment's saved spec again, from the store given
+    (wherever it is now, whatever working directory); completed trials are skipped and
+    interrupted ones continue from their last checkpoint. ``take_over``: see :func:`launch`."""
     from dragsaw.platform.experiment.loading import validate_spec
 
     store_url = absolute(store)
@@ -278,7 +292,7 @@ def resume(name: str, store: str, address: str | None = None, echo: Callable[[st
     record = load_record(store_url, name)
     spec = validate_spec(record["spec"], f"{store_url}/_experiments/{name}/spec.json")
     spec = spec.model_copy(update={"store": store_url})
-    return launch(name, spec=spec, address=address, echo=echo)
+    return launch(name, spec=spec, address=address, echo=echo, take_over=take_over)
 
 
 def status(store: str, name: str | None = None) -> str:

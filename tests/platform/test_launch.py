@@ -50,7 +50,9 @@ def test_run_then_leaderboard_json_and_rerun_counts_nothing_twice(tmp_path):
     for row in rows:
         assert {"experiment", "dataset", "variant", "metric", "mean", "std", "n", "rank"} <= set(row)
         assert row["n"] == 1 and 0 <= row["mean"] <= 1
-    assert any(r.get("p_value") is not None for r in rows if r["variant"] == "uafr")
+    uafr = next(r for r in rows if r["variant"] == "uafr")  # one seed: compared, never called significant
+    assert uafr["baseline"] == "baseline" and uafr["n_cases"] == 4 and uafr["delta"] is not None
+    assert uafr["p_value"] is None and "too few" in uafr["verdict"]
     store = ResultStore(store_url)
     before = counts(store, "tiny")
     assert len(before[0]) == 2 and len(before[1]) == 2 * 4 * 2  # 2 trials x 4 test cases x 2 classes
