@@ -1,110 +1,197 @@
-"""Running the Optuna searches of a spec with Ray Tune: one persisted study per dataset."""
+"""Running the Optuna searches of a spec with Ray Tune: one study per dataset, kept with the
+results (``search.storage_for``), driven by ask and tell (``search.tune_searcher``).
+
+One id per sample (``<study>-<number>``): the progress line, Tune's trial name, the store's
+variant and trial id (``<id>-f<fold>`` per fold with ``mean_over_folds``), the leaderboard and
+the Optuna trial's ``dragsaw_sample`` attribute. A resume rebuilds from the study and the
+store alone: Tune keeps its bookkeeping in a temporary folder that nothing reads back."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import tempfile
 from collections.abc import Callable
+from typing import Any
+
+from dragsaw.platform.launch.run import LaunchError
 
 
-def search_trainable(config: dict, study=None, context=None) -> None:
-    """Tune entry point of a search sample: ``config`` holds the sampled parameters. With
-    objective ``mean_over_folds`` every fold of the study is trained and the mean reported."""
+def sample_trials(study, sample: str, params: dict) -> list[dict]:
+    """The trial specs (dicts) of one sample: one per fold it is scored on, each with the
+    sample id as variant and trial id (``<sample>-f<fold>`` with several folds). ValueError
+    (SpaceError, pydantic's ValidationError) when the configuration is not valid."""
+    folds = study.folds if study.search.objective == "mean_over_folds" else study.folds[:1]
+    out = []
+    for fold in folds:
+        trial = study.trial(params, fold)
+        tid = sample if len(folds) == 1 else f"{sample}-f{fold}"
+        out.append(dataclasses.asdict(dataclasses.replace(trial, trial_id=tid, variant=sample)))
+    return out
+
+
+def search_trainable(config: dict, study: Any = None, context: dict | None = None) -> None:
+    """Tune entry point of a search sample: ``config`` is the searcher's suggestion
+    (``sample``, ``number``, ``params``). With objective ``mean_over_folds`` every fold is
+    trained and the mean reported. The last report carries ``done_trial``: a trial that ends
+    without it was stopped (pruned or interrupted)."""
     from ray import tune
 
-    from dragsaw.platform.launch.trainable import FAILED_KEY
+    from dragsaw.platform.launch.trainable import FAILED_KEY, _numeric, run_one
     from dragsaw.workloads.recipe.config import ConfigError
 
-    params = dict(config)
-    folds = study.folds if study.search.objective == "mean_over_folds" else study.folds[:1]
+    if study is None or context is None:
+        raise TypeError("search_trainable needs study= and context= (tune.with_parameters)")
     try:
-        _run_sample(study, params, folds, context)
-    except ConfigError:  # recorded as failed; raising would have Ray retry it. NaN: Optuna's FAIL
-        tune.report({**{m: float("nan") for m in study.metrics}, "epoch": 0, FAILED_KEY: 1, "done_trial": 1})
-
-
-def _run_sample(study, params: dict, folds, context) -> None:
-    from ray import tune
-
-    from dragsaw.platform.launch.trainable import _numeric, run_one
-
-    if len(folds) == 1:
-        final = run_one(_as_dict(study.trial(params, folds[0])), context, on_epoch=lambda m: tune.report(m))
-        tune.report({**_numeric(final), "done_trial": 1})
+        trials = sample_trials(study, config["sample"], dict(config["params"]))
+    except ValueError as err:  # the searcher checked this already; never retried
+        tune.report({FAILED_KEY: 1, "done_trial": 1, "epoch": 0, "error": str(err)[:500]})
         return
-    finals = [run_one(_as_dict(study.trial(params, fold)), context) for fold in folds]
+    try:
+        if len(trials) == 1:
+            final = run_one(trials[0], context, on_epoch=lambda m: tune.report(m))
+            epochs = int(trials[0]["config"]["train"]["epochs"])  # the last step, for ASHA and Optuna
+            tune.report({"epoch": epochs, **_numeric(final), "done_trial": 1})
+            return
+        finals = [run_one(t, context) for t in trials]
+    except ConfigError:  # recorded as failed; raising would have Ray retry it
+        tune.report({FAILED_KEY: 1, "epoch": 0, "done_trial": 1})
+        return
     mean = {k: sum(f[k] for f in finals) / len(finals) for k in _numeric(finals[0]) if all(k in f for f in finals)}
-    mean["epoch"] = finals[0].get("epoch", 0)
+    mean["epoch"] = int(trials[0]["config"]["train"]["epochs"])
     tune.report({**mean, "folds": len(finals), "done_trial": 1})
 
 
-def _as_dict(trial) -> dict:
-    import dataclasses
+def _validator(study) -> Callable[[dict, str], None]:
+    def validate(params: dict, sample: str) -> None:
+        sample_trials(study, sample, params)
+    return validate
 
-    return dataclasses.asdict(trial)
+
+def open_studies(spec, store_url: str) -> tuple[Any, str]:
+    """(Optuna storage, where) of the spec's studies; LaunchError for an unusable location."""
+    from dragsaw.platform.search.storage import study_storage
+
+    try:
+        return study_storage(spec.search.storage, store_url, spec.name)
+    except ValueError as err:
+        raise LaunchError(str(err)) from None
 
 
 def run_searches(spec, studies: list, store_url: str, context: dict, address: str | None,
                  echo: Callable[[str], None]) -> dict:
-    """Run each study's remaining samples with Ray Tune; returns {"ok": n, "failed": n} as Tune
-    saw them. Stops in order (no further study) when the active ``Interrupts`` is stopping."""
-    import optuna
+    """Run each study's remaining samples with Ray Tune; returns the counts of this run's
+    outcomes by Optuna state (COMPLETE, PRUNED, FAIL, RUNNING for interrupted ones). Stops in
+    order (no further study) when the active ``Interrupts`` is stopping."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from dragsaw.platform.launch.interrupts import StopOnInterrupt, stopping
-    from dragsaw.platform.launch.progress import Progress, failed_result
-    from dragsaw.platform.launch.run import concurrency, fit, ray_init, trial_resources, tune_storage
-    from dragsaw.platform.search.define_by_run import open_study, optuna_search_kwargs
-    from dragsaw.platform.search.storage import default_storage_url, make_storage
+    from dragsaw.platform.launch.run import concurrency, fit, ray_init, trial_resources
+    from dragsaw.platform.search.define_by_run import open_study
+    from dragsaw.platform.search.tune_progress import SearchProgress
+    from dragsaw.platform.search.tune_searcher import StudySearcher, finished_samples
+    from dragsaw.platform.store import ResultStore
 
+    storage, where = open_studies(spec, store_url)
     ray_init(address)
-    url = spec.search.storage or default_storage_url(store_url, spec.name)[0]
-    echo(f"Optuna studies in {url}")
-    totals = {"ok": 0, "failed": 0}
+    echo(f"Optuna studies in {where}")
+    results = ResultStore(store_url)
+    totals: dict[str, int] = {}
     for study in studies:
         if stopping():
             break
-        storage = make_storage(spec.search.storage, store_url, experiment=spec.name)
-        existing = open_study(storage, study)
-        _requeue_interrupted(existing)
-        finished = sum(t.state == optuna.trial.TrialState.COMPLETE for t in existing.trials)
+        optuna_study = open_study(storage, study)
+        reconcile(optuna_study, results, spec.name)
+        finished = finished_samples(optuna_study)
         remaining = max(0, spec.search.num_samples - finished)
         if remaining == 0:
             echo(f"study {study.study_name}: {finished} samples already complete")
             continue
-        metrics, modes = study.metrics, study.modes
-        searcher = OptunaSearch(**optuna_search_kwargs(study, storage))
+        searcher = StudySearcher(study, optuna_study, remaining, validate=_validator(study), stopping=stopping)
+        if searcher.resumable:
+            echo(f"study {study.study_name}: resuming {len(searcher.resumable)} interrupted samples "
+                 f"({', '.join(s.user_attrs.get('dragsaw_sample', str(s.number)) for s in searcher.resumable)})")
         sched = study.scheduler
         scheduler = None
         if sched.get("type") == "asha":
             scheduler = ASHAScheduler(time_attr="epoch", max_t=sched["max_t"], grace_period=sched["grace_period"],
                                       reduction_factor=sched["reduction_factor"])
-        progress = Progress(remaining, metrics[0], modes[0], echo)
+        progress = SearchProgress(remaining, study.metrics[0], study.modes[0], echo)
         trainable = tune.with_resources(tune.with_parameters(search_trainable, study=study, context=context),
                                         trial_resources(spec, echo, address))
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
-                                        max_concurrent_trials=concurrency(spec), metric=metrics[0], mode=modes[0],
-                                        reuse_actors=True),
-            run_config=tune.RunConfig(name=f"{spec.name}-{study.dataset}", verbose=0,
-                                      storage_path=tune_storage(store_url, spec.name),
-                                      failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
-                                      callbacks=[progress], stop=StopOnInterrupt()),
-        )
-        grid = fit(tuner)
-        failed = sum(1 for r in grid if failed_result(r))
-        totals["ok"] += len(grid) - failed
-        totals["failed"] += failed
+        scratch = tempfile.mkdtemp(prefix="dragsaw-tune-")  # Tune's bookkeeping: never read back
+        try:
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
+                                            max_concurrent_trials=concurrency(spec), metric=study.metrics[0],
+                                            mode=study.modes[0], reuse_actors=True,
+                                            trial_name_creator=_trial_name, trial_dirname_creator=_trial_dirname),
+                run_config=tune.RunConfig(name=f"{spec.name}-{study.dataset}", verbose=0, storage_path=scratch,
+                                          failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
+                                          callbacks=[progress], stop=StopOnInterrupt()),
+            )
+            fit(tuner)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        reconcile(optuna_study, results, spec.name)
+        for state, _ in searcher.outcomes.values():
+            totals[state] = totals.get(state, 0) + 1
+    if totals:
+        echo("samples this run: " + ", ".join(f"{n} {s}" for s, n in sorted(totals.items())))
     return totals
 
 
-def _requeue_interrupted(study) -> None:
-    """Samples left RUNNING by a killed driver are marked failed and queued again with the
-    same parameters: their trial ids (a hash of the parameters) find their checkpoints."""
-    import optuna
+def _trial_name(trial) -> str:
+    return str(trial.config.get("sample", trial.trial_id))
 
-    for t in study.trials:
-        if t.state == optuna.trial.TrialState.RUNNING:
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-            study.enqueue_trial(t.params, skip_if_exists=False)
+
+def _trial_dirname(trial) -> str:
+    return f"{trial.config.get('sample', 'trial')}_{trial.trial_id}"
+
+
+def reconcile(optuna_study, results, experiment: str) -> int:
+    """Record the study's PRUNED samples as ``pruned`` in the store's trials table (their
+    latest attempt, written ``stopped`` or left ``running`` by the worker Tune stopped), with
+    the step they were stopped on. Idempotent; run after each study and before a resume.
+    Returns the rows rewritten."""
+    from optuna.trial import TrialState
+
+    from dragsaw.platform.search.tune_searcher import SAMPLE_ATTR
+
+    pruned = {t.user_attrs[SAMPLE_ATTR]: (max(t.intermediate_values) if t.intermediate_values else None)
+              for t in optuna_study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+              if SAMPLE_ATTR in t.user_attrs}
+    if not pruned:
+        return 0
+    table = results.trial_attempts(experiment)
+    rows = table.to_pylist() if table.num_rows else []
+    done = 0
+    for row in rows:
+        sample = row["variant"]
+        if sample in pruned and row["status"] in ("stopped", "running", "lost"):
+            latest = max(r["attempt"] for r in rows if r["trial_id"] == row["trial_id"])
+            if row["attempt"] == latest:
+                done += mark_pruned(results, row, pruned[sample])
+    return done
+
+
+def mark_pruned(results, stored: dict, step: int | None) -> int:
+    """Rewrite one stored trials row (an attempt) as ``pruned`` at ``step`` (the last epoch it
+    reported): its metrics say where it was stopped; no error. Returns 1."""
+    import datetime as dt
+    import json
+
+    row = {k: stored[k] for k in ("experiment", "trial_id", "attempt", "variant", "dataset", "fold", "seed",
+                                  "spec_hash", "git_commit", "hardware", "node", "started_at")}
+    row.update(params=json.loads(stored["params_json"]), config=json.loads(stored["config_json"]),
+               versions=json.loads(stored["versions_json"]), status="pruned", error=None,
+               metrics={} if step is None else {"pruned_at_epoch": int(step)},
+               ended_at=max(stored["ended_at"], stored["started_at"]) if stored["status"] == "stopped"
+               else max(dt.datetime.now(dt.timezone.utc), stored["started_at"]))
+    results.write_trial(row, [], [])
+    return 1
+
+
+__all__ = ["mark_pruned", "run_searches", "search_trainable", "sample_trials", "reconcile", "open_studies"]

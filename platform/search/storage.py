@@ -1,4 +1,8 @@
-"""Where studies persist: an SQLAlchemy URL, by default an SQLite file next to the results."""
+"""Where studies persist. ``study_storage`` (what searches use): the study lives with the
+results, in an Optuna journal inside the store (a file for a local store, one object per
+append for ``s3://``), or in a database named by ``search.storage`` (``postgresql://...``,
+credentials from the environment only). ``make_storage`` / ``default_storage_url``: the
+older SQLite default, still read when a store already holds ``optuna.db``."""
 
 from __future__ import annotations
 
@@ -53,4 +57,62 @@ def make_storage(url: str | None, results_dir: str, *, experiment: str | None = 
     return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
-__all__ = ["make_storage", "default_storage_url"]
+def _database(url: str) -> optuna.storages.BaseStorage:
+    """An RDBStorage for a database URL without a password (libpq and SQLAlchemy read
+    PGPASSWORD / ~/.pgpass / PGUSER from the environment); ``postgresql://`` uses psycopg2."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.password:
+        raise ValueError("search.storage must not carry a password: set it in the environment "
+                         "(PGPASSWORD or ~/.pgpass for PostgreSQL) and write the URL without it")
+    if parsed.drivername == "postgresql":
+        url = "postgresql+psycopg2" + url[len("postgresql"):]
+    if url.startswith("sqlite:///"):
+        return make_storage(url, "")
+    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+
+
+def journal_location(store_url: str, experiment: str) -> str:
+    """Where the default study journal of ``experiment`` lives in the store: a file
+    ``_experiments/<experiment>/study.journal`` (local) or a prefix
+    ``_experiments/<experiment>/study-journal/`` of one object per append (s3)."""
+    base = str(store_url).rstrip("/")
+    local = _local_dir(base)
+    if local is not None:
+        return str(local / "_experiments" / experiment / "study.journal")
+    return f"{base}/_experiments/{experiment}/study-journal"
+
+
+def study_storage(url: str | None, store_url: str, experiment: str) -> tuple[optuna.storages.BaseStorage, str]:
+    """(storage, where: a description without credentials) of the studies of ``experiment``.
+
+    url: ``search.storage`` (a database URL) or None: then the journal in the store (see
+    :func:`journal_location`), or, for a local store that already holds the older
+    ``optuna.db``, that SQLite file. ValueError for a store the journal cannot live in (only
+    local folders and ``s3://`` have the create-only writes it needs) or a URL with a password."""
+    from dragsaw.platform.store._location import redact
+
+    if url is not None:
+        return _database(url), redact(url)
+    local = _local_dir(store_url)
+    if local is not None:
+        legacy = local / "optuna.db"
+        if legacy.exists():
+            return make_storage(f"sqlite:///{legacy}", ""), str(legacy)
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        path = Path(journal_location(str(local), experiment))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        return optuna.storages.JournalStorage(backend), str(path)
+    if urlsplit(str(store_url)).scheme in ("s3", "s3a"):
+        from dragsaw.platform.search.journal import ObjectJournalBackend
+
+        where = journal_location(store_url, experiment)
+        return optuna.storages.JournalStorage(ObjectJournalBackend(where)), where
+    raise ValueError(f"the Optuna study cannot be kept in the store {redact(str(store_url))} (its journal needs a "
+                     "local folder or s3://); set search.storage to a database URL, e.g. postgresql://host/db")
+
+
+__all__ = ["make_storage", "default_storage_url", "study_storage", "journal_location"]

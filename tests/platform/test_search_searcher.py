@@ -1,0 +1,205 @@
+"""The ask/tell searcher and where studies live, without Ray running: Tune's calls to a
+searcher (suggest, on_trial_result, on_trial_complete) are made here in the order Tune makes
+them, on real Optuna studies; the S3 journal runs against a real S3 endpoint (moto_server)."""
+
+from __future__ import annotations
+
+import threading
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+import dragsaw.platform.experiment  # noqa: F401 - before search.schema: the two import each other
+from dragsaw.platform.search.schema import SearchSpec
+from dragsaw.platform.search.storage import journal_location, study_storage
+from dragsaw.platform.search.study import StudySpec
+from dragsaw.platform.search.tune_searcher import (
+    SAMPLE_ATTR,
+    StudySearcher,
+    finished_samples,
+    sample_id,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SPACE = {"train.lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True},
+         "placement.uafr": {"type": "subset", "choices": ["encoder.1", "decoder.2"], "min_size": 0}}
+BASE = {"data": {"name": "isic2016", "root": "/x", "fold": "test"},
+        "model": {"name": "unet", "width": 0.125, "options": {}}, "plugins": None,
+        "train": {"epochs": 4, "lr": 1e-3}, "eval": {}}
+
+
+def study_spec(**search) -> StudySpec:
+    spec = SearchSpec.model_validate({"num_samples": 4, "space": SPACE, **search})
+    return StudySpec(study_name="exp.isic2016", experiment="exp", dataset="isic2016", folds=("test",), seed=0,
+                     fraction=1.0, num_classes=2, base_config=BASE, search=spec, resources={"cpu": 1.0})
+
+
+def new_study(spec: StudySpec, storage=None) -> optuna.Study:
+    return optuna.create_study(storage=storage, study_name=spec.study_name, directions=spec.directions,
+                               load_if_exists=True)
+
+
+def run_to(searcher: StudySearcher, tid: str, epochs: list[int], final: dict | None) -> dict:
+    """Tune's calls for one trial: results at ``epochs``, then complete with ``final`` (which
+    Tune does not pass to on_trial_result when the scheduler stopped the trial on it)."""
+    config = searcher.suggest(tid)
+    assert isinstance(config, dict)
+    for e in epochs:
+        searcher.on_trial_result(tid, {"epoch": e, "dice": 0.1 * e})
+    searcher.on_trial_complete(tid, result=final)
+    return config
+
+
+def test_pruned_complete_and_failed_samples_get_optuna_states_and_every_step():
+    spec = study_spec()
+    study = new_study(spec)
+    searcher = StudySearcher(spec, study, budget=3)
+    done = run_to(searcher, "a", [1, 2, 3], {"epoch": 4, "dice": 0.7, "done_trial": 1})
+    pruned = run_to(searcher, "b", [1], {"epoch": 2, "dice": 0.25})  # ASHA stopped it on epoch 2
+    failed = run_to(searcher, "c", [], {"epoch": 0, "trial_failed": 1, "done_trial": 1})
+    assert searcher.suggest("d") == Searcher.FINISHED
+    by_number = {t.number: t for t in study.trials}
+    a, b, c = (by_number[x["number"]] for x in (done, pruned, failed))
+    assert a.state == TrialState.COMPLETE and a.value == 0.7
+    assert a.intermediate_values == {1: 0.1, 2: 0.2, 3: pytest.approx(0.3), 4: 0.7}
+    assert b.state == TrialState.PRUNED and b.intermediate_values == {1: 0.1, 2: 0.25}  # the stop step too
+    assert c.state == TrialState.FAIL and "cannot run" in c.user_attrs["fail_reason"]
+    assert [t.user_attrs[SAMPLE_ATTR] for t in (a, b, c)] == [done["sample"], pruned["sample"], failed["sample"]]
+    assert done["sample"] == "exp.isic2016-0" and searcher.outcomes[pruned["sample"]] == ("PRUNED", 2)
+    assert finished_samples(study) == 3
+
+
+def test_tpe_sees_pruned_samples_as_pruned_not_as_final_values():
+    """What TPE learns from: the pruned sample's value is its last intermediate one, and its
+    state tells TPE it was cut short (TPE ranks pruned trials below complete ones)."""
+    spec = study_spec()
+    study = new_study(spec)
+    searcher = StudySearcher(spec, study, budget=2)
+    run_to(searcher, "a", [1, 2, 3], {"epoch": 4, "dice": 0.4, "done_trial": 1})
+    run_to(searcher, "b", [1, 2, 3], {"epoch": 3, "dice": 0.9})
+    states = {t.state for t in study.trials}
+    assert states == {TrialState.COMPLETE, TrialState.PRUNED}
+    assert study.best_value == 0.4  # a cut-short 0.9 is never the best
+
+
+def test_an_interrupted_sample_stays_running_and_a_new_searcher_resumes_it_under_its_number():
+    spec = study_spec()
+    study = new_study(spec)
+    stopping = {"now": False}
+    first = StudySearcher(spec, study, budget=2, stopping=lambda: stopping["now"])
+    run_to(first, "a", [1, 2, 3], {"epoch": 4, "dice": 0.5, "done_trial": 1})
+    config = first.suggest("b")
+    first.on_trial_result("b", {"epoch": 1, "dice": 0.3})
+    stopping["now"] = True  # the driver is being stopped: Tune completes the trial without done_trial
+    first.on_trial_complete("b", result={"epoch": 2, "dice": 0.35})
+    assert study.trials[config["number"]].state == TrialState.RUNNING
+    # A new driver: budget = num_samples - finished samples; the RUNNING one comes first.
+    again = StudySearcher(spec, study, budget=spec.search.num_samples - finished_samples(study))
+    assert [t.number for t in again.resumable] == [config["number"]]
+    resumed = again.suggest("b2")
+    assert resumed == config  # same number, sample id and parameters: its checkpoints are found
+    again.on_trial_result("b2", {"epoch": 1, "dice": 0.3})  # a step it reported before: kept once
+    again.on_trial_complete("b2", result={"epoch": 4, "dice": 0.6, "done_trial": 1})
+    trial = study.trials[config["number"]]
+    assert trial.state == TrialState.COMPLETE and trial.intermediate_values == {1: 0.3, 4: 0.6}
+    assert len(study.trials) == 2  # nothing was asked twice
+
+
+def test_an_invalid_sample_fails_at_once_and_uses_its_budget():
+    spec = study_spec()
+    study = new_study(spec)
+    calls = []
+
+    def validate(params, sample):
+        calls.append(sample)
+        if len(calls) == 1:
+            raise ValueError("pdcr.n.encoder.5: n=128 > 16 positions at 128 px")
+
+    searcher = StudySearcher(spec, study, budget=2, validate=validate)
+    config = searcher.suggest("a")
+    assert config["number"] == 1 and calls == ["exp.isic2016-0", "exp.isic2016-1"]
+    assert study.trials[0].state == TrialState.FAIL and "n=128" in study.trials[0].user_attrs["fail_reason"]
+    assert searcher.suggest("b") == Searcher.FINISHED
+
+
+def test_multi_objective_samples_complete_and_prune():
+    spec = study_spec(objectives=[{"metric": "dice", "mode": "max"}, {"metric": "train_seconds", "mode": "min"}],
+                      sampler="nsgaii")
+    study = new_study(spec)
+    searcher = StudySearcher(spec, study, budget=2)
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", result={"epoch": 4, "dice": 0.8, "train_seconds": 12.0, "done_trial": 1})
+    run_to(searcher, "b", [1], {"epoch": 2, "dice": 0.2, "train_seconds": 3.0})
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert study.trials[0].values == [0.8, 12.0] and len(study.best_trials) == 1
+
+
+def test_sample_ids_are_store_names():
+    assert sample_id("exp.isic2016", 7) == "exp.isic2016-7"
+    assert sample_id("my study/v2", 0) == "my-study-v2-0"
+
+
+def test_local_store_keeps_a_journal_and_an_existing_sqlite_study(tmp_path):
+    storage, where = study_storage(None, str(tmp_path / "results"), "exp")
+    assert where == journal_location(str(tmp_path / "results"), "exp")
+    assert where.endswith("/_experiments/exp/study.journal")
+    spec = study_spec()
+    study = new_study(spec, storage)
+    study.tell(study.ask(), 0.5)
+    fresh, _ = study_storage(None, str(tmp_path / "results"), "exp")
+    assert [t.value for t in new_study(spec, fresh).trials] == [0.5]
+    legacy = tmp_path / "old"
+    legacy.mkdir()
+    optuna.create_study(storage=f"sqlite:///{legacy / 'optuna.db'}", study_name="x")
+    assert study_storage(None, str(legacy), "exp")[1] == str(legacy / "optuna.db")
+
+
+def test_a_database_url_must_not_carry_a_password_and_other_stores_are_refused():
+    with pytest.raises(ValueError, match="PGPASSWORD") as err:
+        study_storage("postgresql://me:hunter22@127.0.0.1:1/optuna", "./results", "exp")
+    assert "hunter22" not in str(err.value)
+    with pytest.raises(ValueError, match="database URL"):
+        study_storage(None, "gs://bucket/results", "exp")
+
+
+@pytest.mark.integration
+def test_s3_journal_rebuilds_the_study_on_a_fresh_machine_and_orders_racing_writers(s3_store_url):
+    spec = study_spec()
+    storage, where = study_storage(None, s3_store_url, "exp")
+    assert where == f"{s3_store_url}/_experiments/exp/study-journal"
+    study = new_study(spec, storage)
+    searcher = StudySearcher(spec, study, budget=2)
+    run_to(searcher, "a", [1, 2], {"epoch": 4, "dice": 0.6, "done_trial": 1})
+    run_to(searcher, "b", [1], {"epoch": 2, "dice": 0.3})
+    fresh, _ = study_storage(None, s3_store_url, "exp")  # nothing cached: read from the store alone
+    again = new_study(spec, fresh)
+    assert [(t.state, t.intermediate_values) for t in again.trials] == [
+        (TrialState.COMPLETE, {1: 0.1, 2: 0.2, 4: 0.6}), (TrialState.PRUNED, {1: 0.1, 2: 0.3})]
+    # Eight writers (each its own backend, as separate drivers would be) race for the next objects.
+    from dragsaw.platform.search.journal import ObjectJournalBackend
+
+    url = f"{s3_store_url}/race"
+    errors: list[BaseException] = []
+
+    def write(k: int) -> None:
+        try:
+            backend = ObjectJournalBackend(url)
+            for i in range(5):
+                backend.append_logs([{"writer": k, "i": i}])
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    logs = list(ObjectJournalBackend(url).read_logs(0))
+    assert sorted((r["writer"], r["i"]) for r in logs) == [(k, i) for k in range(8) for i in range(5)]
+    for k in range(8):  # each writer's records in its own order
+        assert [r["i"] for r in logs if r["writer"] == k] == list(range(5))
+    assert list(ObjectJournalBackend(url).read_logs(38)) == logs[38:]
