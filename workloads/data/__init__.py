@@ -9,6 +9,8 @@ imports NIfTI code.
 from __future__ import annotations
 
 import importlib
+import os
+from typing import Any
 
 from dragsaw.workloads._checks import closest
 from dragsaw.workloads.data.base import (
@@ -42,7 +44,7 @@ def dataset_class(name: str) -> type[SegmentationDataset]:
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-def load_dataset(name: str, root, **options) -> SegmentationDataset:
+def load_dataset(name: str, root: str | os.PathLike[str], **options: Any) -> SegmentationDataset:
     """Open dataset ``name`` extracted under ``root`` (the folder the downloads were
     extracted into). Raises :class:`DatasetError` naming the missing or bad file."""
     return dataset_class(name)(root, **options)

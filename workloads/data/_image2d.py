@@ -105,7 +105,7 @@ class Dataset2D(SegmentationDataset):
     #: One line telling the user what to extract under the root (used in errors).
     expected = ""
 
-    def __init__(self, root, classes: Sequence[str]):
+    def __init__(self, root: str | os.PathLike[str], classes: Sequence[str]):
         super().__init__(root, classes)
         self._report: list[str] = []
         if not self.root.is_dir():

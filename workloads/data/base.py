@@ -58,7 +58,7 @@ class SegmentationDataset:
     name: str = ""
     spatial_dims: int = 2
 
-    def __init__(self, root, classes: Sequence[str]):
+    def __init__(self, root: str | os.PathLike[str], classes: Sequence[str]):
         self.root = Path(root).expanduser()
         self.classes = list(classes)
         self.files: dict[str, list[Path]] = {}

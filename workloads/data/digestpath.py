@@ -3,6 +3,7 @@ official folders exactly as extracted (layout in the project's DATASETS.md)."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -82,7 +83,7 @@ class DigestPath(Dataset2D):
     name = "digestpath"
     expected = f"{POSITIVE}/ (images <name>.jpg and masks <name>_mask.jpg) and optionally {NEGATIVE}/"
 
-    def __init__(self, root, include_negatives: bool = False, max_side: int | None = 4096):
+    def __init__(self, root: str | os.PathLike[str], include_negatives: bool = False, max_side: int | None = 4096):
         if not isinstance(include_negatives, bool):
             raise TypeError(f"`include_negatives` must be True or False, but got {include_negatives!r}")
         if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1):

@@ -3,9 +3,11 @@ MSD-style 3D folder (one with a ``dataset.json``), handed to the MSD loader."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,14 +79,14 @@ class FolderDataset(Dataset2D):
 
     name = "folder"
 
-    def __new__(cls, root, classes: Sequence[str] | None = None, **options):
+    def __new__(cls, root: str | os.PathLike[str], classes: Sequence[str] | None = None, **options: Any):
         if (Path(root).expanduser() / "dataset.json").is_file():
             return _msd(root, classes, options)
         return super().__new__(cls)
 
-    def __init__(self, root, classes: Sequence[str] | None = None, images: str = "images", masks: str = "masks",
-                 mask_suffix: str = "", test_fraction: float | None = None, folds: int | None = 5,
-                 channels: int = 3):
+    def __init__(self, root: str | os.PathLike[str], classes: Sequence[str] | None = None, images: str = "images",
+                 masks: str = "masks", mask_suffix: str = "", test_fraction: float | None = None,
+                 folds: int | None = 5, channels: int = 3):
         if classes is None or isinstance(classes, str) or len(classes) < 2 or len(set(classes)) != len(classes):
             raise ValueError("`classes` must list two or more distinct class names, background first "
                              f"(e.g. ['background', 'lesion']), but got {classes!r}")

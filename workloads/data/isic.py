@@ -8,6 +8,7 @@ size (576 px to ~6700 px wide); resizing belongs to the transforms.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import ClassVar
@@ -49,7 +50,7 @@ class _ISIC(Dataset2D):
     layout: ClassVar[dict[str, tuple[str, str, int]]] = {}
     mask_suffix = "_Segmentation"
 
-    def __init__(self, root):
+    def __init__(self, root: str | os.PathLike[str]):
         self.expected = ", ".join(f"{d}/ and {g}/" for d, g, _ in self.layout.values()) + self._more_expected()
         super().__init__(root, ["background", "lesion"])
         wanted = {}

@@ -3,6 +3,7 @@ official folders exactly as extracted (layout in the project's DATASETS.md)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -71,7 +72,7 @@ class Montgomery(Dataset2D):
     name = "mc"
     expected = f"{_IMAGES}/, {_LEFT}/ and {_RIGHT}/ (the extracted MontgomerySet folder)"
 
-    def __init__(self, root):
+    def __init__(self, root: str | os.PathLike[str]):
         super().__init__(root, ["background", "lung"])
         folders = self._folders({
             _IMAGES: "the 138 chest X-rays MCUCXR_xxxx_0.png / MCUCXR_xxxx_1.png",

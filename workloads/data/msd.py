@@ -17,6 +17,7 @@ BraTS labels 1/2/3 (edema / non-enhancing / enhancing) are kept as they are.
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,7 +90,7 @@ class MSDDataset(SegmentationDataset):
     spatial_dims = 3
     folds = 5
 
-    def __init__(self, root, classes: Sequence[str] | None = None):
+    def __init__(self, root: str | os.PathLike[str], classes: Sequence[str] | None = None):
         task = Path(root).expanduser()
         meta_path = task / "dataset.json"
         if not meta_path.is_file():
@@ -270,7 +271,7 @@ class MSDDataset(SegmentationDataset):
         return lines
 
 
-def task_folder(root, task: str) -> Path:
+def task_folder(root: str | os.PathLike[str], task: str) -> Path:
     """``root/<task>``, ``root`` itself when it is the task folder (by name), or
     ``root/<top>/<task>`` for exactly one top folder (one level down)."""
     root = Path(root).expanduser()
@@ -301,7 +302,7 @@ class _MSDTask(MSDDataset):
     task = ""
     task_classes: tuple[str, ...] = ()
 
-    def __init__(self, root):
+    def __init__(self, root: str | os.PathLike[str]):
         super().__init__(task_folder(root, self.task), classes=self.task_classes)
 
 

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -151,7 +152,7 @@ def _write(kind: str, root, folders: tuple[str, ...], params: dict, overwrite: b
     return root
 
 
-def write_isic2016(root, n_train: int = 40, n_test: int = 16, size: tuple[int, int] = (192, 256), seed: int = 0,
+def write_isic2016(root: str | os.PathLike[str], n_train: int = 40, n_test: int = 16, size: tuple[int, int] = (192, 256), seed: int = 0,
                    overwrite: bool = False) -> Path:
     """Write a dermoscopy-like set in the ISIC 2016 layout under ``root`` and return ``root``.
 
@@ -183,7 +184,7 @@ def write_isic2016(root, n_train: int = 40, n_test: int = 16, size: tuple[int, i
     return _write("isic2016", root, _ISIC_FOLDERS, params, overwrite, fill)
 
 
-def write_mc(root, n: int = 24, size: tuple[int, int] = (256, 256), seed: int = 0, overwrite: bool = False) -> Path:
+def write_mc(root: str | os.PathLike[str], n: int = 24, size: tuple[int, int] = (256, 256), seed: int = 0, overwrite: bool = False) -> Path:
     """Write a chest-X-ray-like set in the Montgomery layout under ``root`` and return ``root``.
 
     ``size`` is (H, W). Images: 8-bit grayscale PNGs, two dark lung fields beside a bright
@@ -227,7 +228,7 @@ def _write_msd_brain(root, **kw) -> Path:
 WRITERS: dict[str, Callable[..., Path]] = {"isic2016": write_isic2016, "mc": write_mc, "msd_brain": _write_msd_brain}
 
 
-def write_synthetic(kind: str, root, **kw) -> Path:
+def write_synthetic(kind: str, root: str | os.PathLike[str], **kw: Any) -> Path:
     """Write the synthetic look-alike of dataset ``kind`` under ``root``; read it back with
     ``load_dataset(kind, root)``. ``kw`` go to the writer (:func:`write_isic2016`,
     :func:`write_mc`, ``synthetic3d.write_msd_brain``)."""

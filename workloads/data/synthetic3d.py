@@ -107,7 +107,7 @@ def _save(array_xyz: np.ndarray, spacing_dhw: Sequence[float], path: Path) -> No
     nib.save(img, str(path))
 
 
-def write_msd_brain(root, n: int = 10, shape: Sequence[int] = (48, 48, 48), channels: int = 2, seed: int = 0,
+def write_msd_brain(root: str | os.PathLike[str], n: int = 10, shape: Sequence[int] = (48, 48, 48), channels: int = 2, seed: int = 0,
                     spacing: Sequence[float] = (1.5, 1.0, 1.0), n_test: int = 2, overwrite: bool = False) -> Path:
     """Write ``root/Task01_BrainTumour`` and return that folder.
 
