@@ -6,6 +6,7 @@ is launched and nothing stored is touched before every check has passed.
     results.py      leaderboard, report
     datasets.py     datasets list | check
     misc.py         demo, version
+    search.py       best
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dragsaw.platform.cli import datasets, experiments, misc, results
+from dragsaw.platform.cli import datasets, experiments, misc, results, search
 from dragsaw.platform.cli._common import DEFAULT_STORE, UsageError, input_errors
 
 __all__ = ["DEFAULT_STORE", "UsageError", "build_parser", "main"]
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command line: each family module adds its subcommands."""
     parser = argparse.ArgumentParser(prog="dragsaw", description="PDCR / UAFR segmentation research at cluster scale.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for family in (experiments, results, datasets, misc):
+    for family in (experiments, results, datasets, misc, search):
         family.register(sub)
     return parser
 

@@ -1,0 +1,81 @@
+"""``dragsaw best``: the best samples of a search, and the grid spec that confirms them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dragsaw.platform.cli._common import UsageError, store_parent, store_url
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def _table(samples) -> str:
+    if not samples:
+        return "no samples yet"
+    lines = []
+    for s in samples:
+        value = "-" if s.value is None else (", ".join(f"{v:.4f}" for v in s.values) if s.values and len(s.values) > 1
+                                             else f"{s.value:.4f}")
+        params = " ".join(f"{k}={json.dumps(v)}" for k, v in s.params.items())
+        lines.append(f"{s.trial_id:<28} #{s.number:<4} {s.state:<8} {value:<16} {params}")
+    header = f"{'sample':<28} {'#':<5} {'state':<8} {'value':<16} params"
+    return "\n".join([header, "-" * len(header)] + lines)
+
+
+def _best(args: argparse.Namespace) -> int:
+    import yaml
+
+    from dragsaw.platform.launch.run import absolute
+    from dragsaw.platform.search.best import best_samples, confirmation_grid
+
+    url = absolute(store_url(args))
+    spec, specs, samples = best_samples(url, args.name, args.top)
+    if args.format == "json":
+        print(json.dumps([s.as_json() for s in samples], indent=1, default=str))
+    else:
+        print(_table(samples))
+    if args.export:
+        grid = confirmation_grid(spec, specs, samples)
+        if len(grid["variants"]) < 2:
+            raise UsageError(f"no finished sample of {args.name!r} to export yet (pruned and failed samples are "
+                             "not confirmed)")
+        text = (f"# dragsaw run {args.export}\n# The best {args.top} samples of the search {args.name!r} "
+                f"(dragsaw best {args.name} --top {args.top}) against a baseline, 3 seeds, test folds.\n")
+        text += yaml.safe_dump(grid, sort_keys=False)
+        with open(args.export, "w") as handle:
+            handle.write(text)
+        print(f"wrote {args.export}: {len(grid['variants']) - 1} configurations and a baseline; "
+              f"check it with: dragsaw validate {args.export}", file=sys.stderr if args.format == "json" else None)
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``best`` to the ``dragsaw`` subcommands."""
+    p = sub.add_parser("best", parents=[store_parent()],
+                       help="the best samples of a search (value, state, parameters); --export a grid that confirms "
+                            "them",
+                       description="Ranks each study's samples as Optuna does: finished (COMPLETE) by their final "
+                                   "value (several objectives: the Pareto front first), then PRUNED by the last value "
+                                   "they reported, then FAIL. The study is read from wherever it lives (the store's "
+                                   "journal or the spec's search.storage).")
+    p.add_argument("name", metavar="NAME", help="the search experiment's name (as `dragsaw status` lists it)")
+    p.add_argument("--top", type=_positive, default=5, metavar="K", help="samples per study to show (default: 5)")
+    p.add_argument("--format", "-f", choices=("table", "json"), default="table",
+                   help="table (default) or json: a list of {trial_id, number, state, value, params, ...}")
+    p.add_argument("--export", "--write", metavar="FILE", default=None,
+                   help="write a grid spec YAML: the top K finished samples as variants named by their ids, a "
+                        "baseline without plug-ins, the search's datasets on their test fold, 3 seeds")
+    p.set_defaults(func=_best)
+
+
+__all__ = ["register"]
