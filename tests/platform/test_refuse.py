@@ -93,8 +93,9 @@ def test_validate_and_dry_run_only_note_what_this_machine_lacks(tmp_path, capsys
 
 def test_a_gpu_request_on_a_machine_without_gpus_is_no_problem_here():
     """In-process runs fall back to the CPU on purpose (with a note)."""
-    import torch
     from types import SimpleNamespace
+
+    import torch
 
     spec = SimpleNamespace(resources=SimpleNamespace(cpus=1, gpus=1))
     if torch.cuda.is_available():
