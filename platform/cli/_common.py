@@ -17,10 +17,11 @@ def input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "the input is wrong" (exit 2), imported lazily."""
     from dragsaw.platform.experiment.errors import SpecError
     from dragsaw.platform.launch.run import LaunchError
+    from dragsaw.platform.report.collect import ReportError
     from dragsaw.platform.store import StoreError
     from dragsaw.workloads.data import DatasetError
 
-    return UsageError, SpecError, LaunchError, StoreError, DatasetError
+    return UsageError, SpecError, LaunchError, ReportError, StoreError, DatasetError
 
 
 def store_parent() -> argparse.ArgumentParser:

@@ -118,8 +118,8 @@ def _launch(spec_path: str, overrides: Sequence[str], store: str | None, address
     from dragsaw.platform.experiment.datasets import prepare_datasets
     from dragsaw.platform.experiment.grid import expand, spec_hash
     from dragsaw.platform.launch.preview import local_resource_problems, refuse
-    from dragsaw.platform.launch.provenance import git_commit, versions
     from dragsaw.platform.search.study import studies
+    from dragsaw.platform.store.provenance import git_commit, versions
 
     spec = spec or _load(spec_path, overrides, store, smoke)
     refuse(check_paths(spec, require_data=not dry_run)

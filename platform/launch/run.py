@@ -7,16 +7,15 @@ is written; ``LaunchError`` carries the message the CLI prints (exit status 2).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dragsaw.platform.launch.provenance import git_commit, versions
 from dragsaw.platform.store import ResultStore, StoreError
-from dragsaw.platform.store._location import filesystem
+from dragsaw.platform.store import records as _records
+from dragsaw.platform.store.provenance import git_commit, versions
 
 WORKER_ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
 
@@ -42,18 +41,6 @@ def open_store(url: str) -> ResultStore:
     return store
 
 
-def prepare_datasets(spec, echo: Callable[[str], None]) -> None:
-    """Write synthetic look-alikes where a dataset's root is absent and the spec asks for them."""
-    from dragsaw.workloads.data.synthetic import write_synthetic
-
-    for ds in spec.datasets:
-        if ds.synthetic is not None and not Path(ds.root).exists():
-            options = ds.synthetic.model_dump() if hasattr(ds.synthetic, "model_dump") else dict(ds.synthetic)
-            kind = options.pop("kind")
-            echo(f"writing the synthetic {kind} look-alike to {ds.root}")
-            write_synthetic(kind, ds.root, **options)
-
-
 def experiment_record(spec) -> dict:
     return {"spec": portable_spec(spec), "git_commit": git_commit(), "versions": versions()}
 
@@ -72,30 +59,19 @@ def portable_spec(spec) -> dict:
     return data
 
 
-def _fs(store_url: str) -> tuple[Any, str]:
-    return filesystem(store_url)
-
-
 def save_record(store_url: str, spec, spec_hash: str) -> None:
     """Keep the validated spec beside the results, for ``dragsaw resume NAME`` and reports.
     Its ``store`` is informative only: a store is found where it is, never where it was."""
-    fs, root = _fs(store_url)
-    folder = f"{root.rstrip('/')}/_experiments/{spec.name}"
-    fs.makedirs(folder, exist_ok=True)
-    fs.pipe_file(f"{folder}/spec.json", json.dumps({**experiment_record(spec), "spec_hash": spec_hash},
-                                                  indent=1, default=str).encode())
+    _records.save_record(store_url, spec.name, {**experiment_record(spec), "spec_hash": spec_hash})
 
 
 def load_record(store_url: str, name: str) -> dict:
     """The record ``save_record`` wrote for experiment ``name``; LaunchError naming the
     experiments of the store when there is none."""
-    fs, root = _fs(store_url)
-    path = f"{root.rstrip('/')}/_experiments/{name}/spec.json"
-    if not fs.exists(path):
-        known = [Path(p).name for p in fs.ls(f"{root.rstrip('/')}/_experiments")] if fs.exists(
-            f"{root.rstrip('/')}/_experiments") else []
-        raise LaunchError(f"no experiment {name!r} in the store {store_url}; experiments there: {known or 'none'}")
-    return json.loads(fs.cat_file(path))
+    try:
+        return _records.load_record(store_url, name)
+    except _records.RecordMissing as err:
+        raise LaunchError(str(err)) from None
 
 
 #: Credentials Ray Tune copies from the driver's environment into every trial's runtime_env
@@ -199,7 +175,7 @@ def concurrency(spec) -> int:
     return max(1, int(min(fits)))
 
 
-def tune_storage(store_url: str, name: str) -> str:
+def tune_storage(store_url: str) -> str:
     """Where Tune keeps its own bookkeeping: a local folder (results and checkpoints live in the store)."""
     if "://" not in store_url or store_url.startswith("file://"):
         return str(Path(store_url.replace("file://", "")) / "_tune")
@@ -226,7 +202,7 @@ def run_grid(spec, trials: list, store_url: str, context: dict, address: str | N
         param_space={"trial": tune.grid_search([dataclasses.asdict(t) for t in trials]), "context": context},
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrency(spec), reuse_actors=True),
         run_config=tune.RunConfig(
-            name=spec.name, storage_path=tune_storage(store_url, spec.name), verbose=0,
+            name=spec.name, storage_path=tune_storage(store_url), verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
             callbacks=[progress or Progress(len(trials), "dice", "max", echo, store_url=store_url)],
             stop=StopOnInterrupt(),

@@ -24,9 +24,9 @@ import shutil
 import traceback
 from typing import Any
 
-from dragsaw.platform.launch.checkpoints import CheckpointStore
-from dragsaw.platform.launch.provenance import hardware
 from dragsaw.platform.store import ResultStore
+from dragsaw.platform.store.checkpoints import CheckpointStore
+from dragsaw.platform.store.provenance import hardware
 from dragsaw.workloads.recipe.config import ConfigError
 
 FAILED_KEY = "trial_failed"  # as progress.FAILED_KEY (not imported: it imports Ray Tune)

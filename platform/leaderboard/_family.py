@@ -72,11 +72,11 @@ def _plain_family(spec_data: dict, experiment: str) -> Family | None:
 
 def _record_spec(store: ResultStore, experiment: str) -> dict | None:
     """The spec saved with the experiment's results (read only), or None."""
-    from dragsaw.platform.launch.run import LaunchError, load_record
+    from dragsaw.platform.store.records import RecordMissing, load_record
 
     try:
         record = load_record(store.url, experiment)
-    except (LaunchError, OSError, ValueError):
+    except (RecordMissing, OSError, ValueError):
         return None
     spec = record.get("spec") if isinstance(record, dict) else None
     return spec if isinstance(spec, dict) else None

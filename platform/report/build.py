@@ -83,7 +83,7 @@ def _chosen(exp: Experiment, boards: list[Board], ids: Sequence[str] | None):
 
 
 def _subtitle(exp: Experiment) -> str:
-    from dragsaw.platform.launch.provenance import git_commit, versions
+    from dragsaw.platform.store.provenance import git_commit, versions
 
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     description = exp.spec.get("description")

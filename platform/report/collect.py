@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dragsaw.platform.experiment.variants import combine, components
-from dragsaw.platform.launch import LaunchError, load_record
 from dragsaw.platform.store import ResultStore
+from dragsaw.platform.store.records import RecordMissing, load_record
 
 #: The baseline label assumed when the experiment has no saved spec.
 DEFAULT_BASELINE = "baseline"
 
 
-class ReportError(LaunchError, ValueError):
+class ReportError(ValueError):
     """The report cannot be made from this input (e.g. an unknown experiment): the CLI prints it
-    and exits with status 2 (a ``LaunchError``); callers may catch it as a ``ValueError``."""
+    and exits with status 2 (one of its input errors)."""
 
 
 @dataclass
@@ -112,7 +112,7 @@ def load_experiment(store_url: str, name: str) -> Experiment:
     known = store.experiments()
     try:
         record = load_record(store_url, name)
-    except LaunchError:
+    except RecordMissing:
         record = None
     if name not in known:
         if record is not None:

@@ -19,10 +19,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from dragsaw.platform.launch.checkpoints import CheckpointStore
 from dragsaw.platform.report.collect import Experiment, TrialRow
 from dragsaw.platform.report.document import Figure
 from dragsaw.platform.report.tables import Board
+from dragsaw.platform.store.checkpoints import CheckpointStore
 
 #: The layer of Fig. 9's uncertainty maps (layer 2 of the encoder), used when it carries UAFR.
 FIG9_STAGE = "encoder.2"

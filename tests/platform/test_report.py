@@ -34,12 +34,12 @@ import pytest
 from PIL import Image
 
 from dragsaw.platform.cli import main
-from dragsaw.platform.launch.checkpoints import CheckpointStore
 from dragsaw.platform.launch.run import save_record
 from dragsaw.platform.report import ReportError, write_report
 from dragsaw.platform.report import paper_numbers as paper
 from dragsaw.platform.report.html import CSP
 from dragsaw.platform.store import ResultStore
+from dragsaw.platform.store.checkpoints import CheckpointStore
 
 from .s3_server import stop
 from .test_leaderboard import case_rows, symmetric
@@ -465,3 +465,19 @@ def test_html_renders_in_chromium(chromium, table4, pics, tmp_path):
     seen = json.dumps(problems)
     assert "Failed to load resource" in seen and '"value": "bad"' in seen and "Uncaught" in seen
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_reports_and_leaderboards_read_the_store_not_the_launcher():
+    """Reports and leaderboards read what the store keeps (results, records, checkpoints):
+    they import nothing of the launcher (which starts Ray)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "platform"
+    offending = []
+    for package in ("report", "leaderboard", "store"):
+        for path in sorted((root / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                offending += [f"{package}/{path.name}: {n}" for n in names if n.startswith("dragsaw.platform.launch")]
+    assert offending == []

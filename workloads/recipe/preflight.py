@@ -89,7 +89,7 @@ def _pdcr(plugins: Any) -> PDCRConfig | None:
     if not isinstance(pdcr, Mapping):
         return None
     try:
-        return PDCRConfig.model_validate({"num_classes": 2, **pdcr})
+        return PDCRConfig.model_validate(pdcr)
     except ValidationError:
         return None  # the config's own checks report it
 
@@ -98,7 +98,7 @@ def config_problems(config: Mapping[str, Any] | TrialConfig) -> list[tuple[Loc, 
     """(loc, message) for every PDCR site whose ``n`` exceeds the positions of one of its
     layers, and every patch size larger than the training input's shortest side (the bound:
     a patch is a box inside the image). ``config``: a TrialConfig or its dict (plug-ins may
-    lack ``num_classes``). Locs are paths in the trial config (``plugins.pdcr.sites[0].n``)."""
+    lack ``num_classes``: the dataset fills it). Locs are paths in the trial config (``plugins.pdcr.sites[0].n``)."""
     if isinstance(config, TrialConfig):
         model, train, plugins = config.model.model_dump(mode="json"), config.train, config.plugins
     else:

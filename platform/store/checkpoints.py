@@ -1,6 +1,7 @@
 """Trial checkpoints kept beside the results (``{store}/_checkpoints/{experiment}/{trial_id}``),
 so that a retried trial, or every trial of an experiment whose driver was killed,
-continues from its last epoch on any node that can reach the store."""
+continues from its last epoch on any node that can reach the store, and a report can
+rebuild a trial from its last weights."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ FILES = ("trial.pt", "meta.json")  # meta.json last: informational, the epoch is
 
 
 class CheckpointStore:
+    """The checkpoints of one experiment's trials in the store at ``store_url``, as written
+    by ``run_trial`` (``trial.pt`` and ``meta.json``)."""
+
     def __init__(self, store_url: str, experiment: str):
         self.fs, root = filesystem(store_url)
         self.base = f"{root.rstrip('/')}/_checkpoints/{experiment}"
