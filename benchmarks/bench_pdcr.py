@@ -11,6 +11,13 @@ Run: python benchmarks/bench_pdcr.py [--repeats 30]
    ``avg_pool2d`` pass (9 x 9, stride 1) over the same one-hot labels.
 3. Speed-up over the slow loop references of the tests.
 4. The largest tensor PDCR's forward creates, against B N^2 and B C N^2.
+5. 3D PDCR on one thread (issue 13): B = 2, labels 128^3, M = 4, two RF-PDCR sites
+   (23^3 boxes, stride 4, on a 32^3 map with C = 32; 47^3 boxes, stride 8, on a 16^3 map
+   with C = 64), N = 64 each, grid and random sampling; forward + backward (target
+   <= 80 ms), ``foreground_ratios`` for the same 2 x 128 boxes against one one-hot pass
+   over the labels (``F.one_hot(labels, 4)``, the floor; target within 1.5x).
+
+Run only some sections with --sections, e.g. ``--sections 5``.
 """
 
 from __future__ import annotations
@@ -23,9 +30,20 @@ from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dragsaw.workloads.pdcr import PDCR, PDCRConfig, affinity, dragsaw_loss, foreground_ratios  # noqa: E402
+from dragsaw.workloads.pdcr import (  # noqa: E402
+    PDCR,
+    PDCRConfig,
+    ReceptiveField,
+    affinity,
+    dragsaw_loss,
+    field_boxes,
+    foreground_ratios,
+    grid_positions,
+    random_positions,
+)
 from dragsaw.workloads.runtime import tune_cpu_allocator  # noqa: E402
 from tests.workloads.pdcr_reference import affinity_reference, loss_reference, ratio_reference  # noqa: E402
 
@@ -33,6 +51,9 @@ B, SIZE = 8, 256
 LAYERS = {"stride2": (64, 128), "stride4": (128, 64), "stride8": (256, 32)}  # name: (C, map side)
 SITES = [{"layers": ["stride2"], "n": 128}, {"layers": ["stride4"], "n": 64}, {"layers": ["stride8"], "n": 32},
          {"layers": ["stride2", "stride4"], "n": 64}]
+B3, SIZE3, M3 = 2, 128, 4
+FIELDS3 = {"s4": ReceptiveField((23,) * 3, (4,) * 3, (-11,) * 3), "s8": ReceptiveField((47,) * 3, (8,) * 3, (-23,) * 3)}
+LAYERS3 = {"s4": (32, 32), "s8": (64, 16)}  # name: (C, map side)
 
 
 def lesion_labels(batch: int, size: int) -> torch.Tensor:
@@ -54,10 +75,64 @@ def median_ms(fn, repeats: int, warmup: int = 5) -> float:
 
 
 def pdcr_setup():
-    cfg = PDCRConfig(num_classes=2, patch_sizes=(5, 7, 9), sites=SITES)
+    cfg = PDCRConfig.model_validate({"num_classes": 2, "patch_sizes": (5, 7, 9), "sites": SITES})
     pdcr = PDCR(cfg, {name: c for name, (c, _) in LAYERS.items()})
     feats = {name: torch.randn(B, c, s, s, requires_grad=True) for name, (c, s) in LAYERS.items()}
     return pdcr, feats, lesion_labels(B, SIZE)
+
+
+def organ_labels(batch: int, size: int, classes: int) -> torch.Tensor:
+    """Nested and overlapping spheres of classes 1..M-1 in a cube (a 3D segmentation's labels)."""
+    gen = torch.Generator().manual_seed(3)
+    grid = torch.meshgrid(*[torch.arange(size)] * 3, indexing="ij")
+    labels = torch.zeros(batch, size, size, size, dtype=torch.int64)
+    for b in range(batch):
+        for c in range(1, classes):
+            centre = torch.randint(size // 6, size - size // 6, (3,), generator=gen)
+            radius = size // 6 + c * size // 16
+            labels[b][sum((g - int(x)) ** 2 for g, x in zip(grid, centre)) < radius ** 2] = c
+    return labels
+
+
+def pdcr3d_setup(sampling: str):
+    sites = [{"layers": [name], "n": 64, "patch": "receptive_field"} for name in LAYERS3]
+    pdcr = PDCR(PDCRConfig.model_validate({"num_classes": M3, "sampling": sampling, "sites": sites}),
+                {name: c for name, (c, _) in LAYERS3.items()}, FIELDS3)
+    feats = {name: torch.randn(B3, c, s, s, s, requires_grad=True) for name, (c, s) in LAYERS3.items()}
+    return pdcr, feats
+
+
+def boxes3d(sampling: str) -> torch.Tensor:
+    """The 2 x (64 + 64) RF boxes of section 5's sites, as PDCR samples them."""
+    per_site = []
+    for name, (_, side) in LAYERS3.items():
+        if sampling == "grid":
+            pos = grid_positions(64, (side,) * 3).expand(B3, -1, -1)
+        else:
+            pos = random_positions(B3, 64, (side,) * 3)
+        per_site.append(field_boxes(pos, FIELDS3[name]))
+    return torch.cat(per_site, dim=1)
+
+
+def section_3d(repeats: int, allocator: str) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        labels = organ_labels(B3, SIZE3, M3)
+        print(f"\n[5] 3D PDCR, one thread ({allocator} allocator): B={B3}, {SIZE3}^3 labels, M={M3}, RF sites "
+              "23^3 (stride 4, C=32) + 47^3 (stride 8, C=64), N=64 each")
+        onehot = median_ms(lambda: torch.nn.functional.one_hot(labels, M3), repeats)
+        for sampling in ("grid", "random"):
+            pdcr, feats = pdcr3d_setup(sampling)
+            step = median_ms(lambda: pdcr_step(pdcr, feats, labels), repeats)
+            boxes = boxes3d(sampling)
+            ratios = median_ms(lambda: foreground_ratios(labels, M3, boxes), repeats)
+            print(f"    {sampling:6s} PDCR forward + backward : {step:7.2f} ms median   (target <= 80 ms)")
+            print(f"    {sampling:6s} foreground_ratios       : {ratios:7.2f} ms median -> {ratios / onehot:5.2f}x "
+                  "the one-hot pass (target <= 1.5x)")
+        print(f"    one-hot pass F.one_hot(labels, {M3})  : {onehot:7.2f} ms median (the floor)")
+    finally:
+        torch.set_num_threads(threads)
 
 
 def pdcr_step(pdcr, feats, labels):
@@ -75,7 +150,7 @@ class LargestTensor(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        inputs = {a.untyped_storage().data_ptr() for a in torch.utils._pytree.tree_leaves((args, kwargs))
+        inputs = {a.untyped_storage().data_ptr() for a in tree_leaves((args, kwargs))
                   if isinstance(a, torch.Tensor)}
         for t in out if isinstance(out, (tuple, list)) else (out,):
             if not isinstance(t, torch.Tensor) or t.untyped_storage().data_ptr() in inputs:
@@ -88,30 +163,52 @@ class LargestTensor(TorchDispatchMode):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--sections", default="12345",
+                        help="which sections to run, as digits (default 12345: all); e.g. 5 for 3D only")
     args = parser.parse_args()
+    if not args.sections or set(args.sections) - set("12345"):
+        parser.error(f"--sections must be digits among 12345, but got {args.sections!r}")
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     pdcr, feats, labels = pdcr_setup()
-    default = median_ms(lambda: pdcr_step(pdcr, feats, labels), args.repeats)
+    if "5" in args.sections:
+        section_3d(args.repeats, "default glibc")
+    default = median_ms(lambda: pdcr_step(pdcr, feats, labels), args.repeats) if "1" in args.sections else 0.0
     tuned_ok = tune_cpu_allocator()
-    tuned = median_ms(lambda: pdcr_step(pdcr, feats, labels), args.repeats)
-    print("\n[1] PDCR forward + backward, paper setting (B=8, 256x256, M=2, N=128/64/32 + cross N=64, P=3)")
-    print(f"    default glibc allocator : {default:7.2f} ms median")
-    print(f"    tune_cpu_allocator()    : {tuned:7.2f} ms median   (applied: {tuned_ok}; target <= 25 ms)")
+    if "5" in args.sections:
+        section_3d(args.repeats, "tune_cpu_allocator()")
+    if "1" in args.sections:
+        tuned = median_ms(lambda: pdcr_step(pdcr, feats, labels), args.repeats)
+        print("\n[1] PDCR forward + backward, paper setting (B=8, 256x256, M=2, N=128/64/32 + cross N=64, P=3)")
+        print(f"    default glibc allocator : {default:7.2f} ms median")
+        print(f"    tune_cpu_allocator()    : {tuned:7.2f} ms median   (applied: {tuned_ok}; target <= 25 ms)")
+    if "2" in args.sections:
+        section_ratios(labels, args.repeats)
+    if "3" in args.sections:
+        section_references(labels, args.repeats)
+    if "4" in args.sections:
+        section_memory(pdcr, feats, labels)
 
+
+def section_ratios(labels: torch.Tensor, repeats: int) -> None:
     gen = torch.Generator().manual_seed(1)
     centres = torch.randint(0, SIZE, (B, 384, 2, 1), generator=gen)
     boxes = torch.cat([centres - 4, centres + 4], dim=-1)  # 9 x 9 boxes, some reaching outside
     onehot = torch.nn.functional.one_hot(labels, 2).permute(0, 3, 1, 2).float()
-    ratios_ms = median_ms(lambda: foreground_ratios(labels, 2, boxes), args.repeats)
-    pool_ms = median_ms(lambda: torch.nn.functional.avg_pool2d(onehot, 9, 1, 4), args.repeats)
-    strided_ms = median_ms(lambda: torch.nn.functional.avg_pool2d(onehot, 9, 8, 4), args.repeats)
+    ratios_ms = median_ms(lambda: foreground_ratios(labels, 2, boxes), repeats)
+    pool_ms = median_ms(lambda: torch.nn.functional.avg_pool2d(onehot, 9, 1, 4), repeats)
+    strided_ms = median_ms(lambda: torch.nn.functional.avg_pool2d(onehot, 9, 8, 4), repeats)
     print("\n[2] foreground_ratios, 8 x 384 boxes (9x9) on 256x256 labels (target: within 3x of avg_pool2d)")
     print(f"    foreground_ratios              : {ratios_ms:7.3f} ms median (input checks included)")
     print(f"    avg_pool2d 9x9, stride 1       : {pool_ms:7.3f} ms median -> ratio {ratios_ms / pool_ms:5.2f}x")
     print(f"    avg_pool2d 9x9, stride 8       : {strided_ms:7.3f} ms median -> ratio {ratios_ms / strided_ms:5.2f}x")
 
+
+def section_references(labels: torch.Tensor, repeats: int) -> None:
+    gen = torch.Generator().manual_seed(1)
+    centres = torch.randint(0, SIZE, (B, 384, 2, 1), generator=gen)
+    boxes = torch.cat([centres - 4, centres + 4], dim=-1)
     print("\n[3] against the slow loop references (float64)")
     small_boxes = boxes[:2, :64]
     t = time.perf_counter()
@@ -136,6 +233,8 @@ def main() -> None:
     print(f"    dragsaw_loss (2 x 32 x 32, C=64) : reference {ref * 1e3:9.1f} ms, fast {fast * 1e3:7.3f} ms, "
           f"{ref / fast:9.0f}x")
 
+
+def section_memory(pdcr, feats, labels) -> None:
     print("\n[4] memory: largest tensor created by PDCR's forward")
     mode = LargestTensor()
     for name, f in feats.items():

@@ -1,4 +1,4 @@
-"""Foreground ratios of boxes (paper Eq. 4) from one integral image.
+"""Foreground ratios of boxes (paper Eq. 4) from one summed-area table.
 
 A box is inclusive ``[start, end]`` per spatial axis, in tensor axis order
 ((H, W) in 2D, (D, H, W) in 3D), in input-image pixels. It is clipped to the
@@ -7,12 +7,18 @@ image; the ratio of class m is (pixels of class m inside the clipped box) /
 classes count, background too (DESIGN.md).
 
 The counts of every box come from one summed-area table of the one-hot labels:
-2^d look-ups per box, whatever the box size, and no Python loop over boxes.
+2^d look-ups per box, whatever the box size, and no Python loop over boxes. When
+the boxes' edges are few (receptive fields on a lattice, grid sampling: the 3D
+case), the table is kept only at those edges (:func:`corner_table`), built by one
+histogram pass over the labels in integers: exact, and far cheaper than the
+full table or even a one-hot pass. :func:`box_table` picks the cheaper of the two.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
@@ -56,12 +62,107 @@ def clip_boxes(boxes: torch.Tensor, spatial: tuple[int, ...]) -> tuple[torch.Ten
     return start, stop
 
 
-def box_counts(table: torch.Tensor, start: torch.Tensor, stop: torch.Tensor) -> torch.Tensor:
-    """Class counts of clipped boxes from an :func:`integral_image`.
+@dataclass(frozen=True)
+class CornerTable:
+    """The summed-area table of the one-hot labels kept only where boxes have corners.
 
-    table: (B, M - 1, *(S + 1)); start, stop: (B, N, d) int64 (stop exclusive, already clipped).
+    coords: one sorted int64 tensor (L_k,) per spatial axis, the distinct box edges on that
+    axis (0 first). counts: (B, M - 1, *L) int32 (int64 for volumes of 2^31 voxels or more);
+    ``counts[b, m, i, j, ...]`` is the number of pixels of class m in
+    ``labels[b, :coords[0][i], :coords[1][j], ...]``, exactly what :func:`integral_image`
+    holds at those entries.
+    """
+
+    counts: torch.Tensor
+    coords: tuple[torch.Tensor, ...]
+
+    def locate(self, edges: torch.Tensor) -> torch.Tensor:
+        """Box edges (..., d) int64 in pixels, each one of ``coords`` -> their indices in ``counts``."""
+        return torch.stack([torch.searchsorted(c, edges[..., k].contiguous())
+                            for k, c in enumerate(self.coords)], dim=-1)
+
+
+def corner_table(labels: torch.Tensor, num_classes: int, start: torch.Tensor,
+                 stop: torch.Tensor) -> CornerTable:
+    """The integral image of the one-hot labels at the corners of the given boxes only.
+
+    labels: (B, *S) integer class indices in [0, num_classes); start, stop: (B, N, d) int64
+    clipped boxes (stop exclusive), as from :func:`clip_boxes`; several sites' boxes can be
+    concatenated along N to share one table. The cut points of every axis (the distinct box
+    edges) split the image into cells; one histogram pass over the labels counts each class in
+    each cell (exact, in integers), and cumulative sums over the small grid of cells give the
+    table. Its cost is one pass over the labels plus the size of that grid, whatever the size
+    and number of the boxes: with the boxes of a few lattices of receptive fields the grid has
+    a few thousand cells where the full table has M - 1 entries per pixel.
+    """
+    return _corner_table(labels, num_classes, box_edges(start, stop, tuple(labels.shape[1:])))
+
+
+def box_edges(start: torch.Tensor, stop: torch.Tensor, spatial: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """The distinct edges of clipped boxes (B, N, d) in an image of size ``spatial``, per axis
+    and 0 included: d sorted int64 tensors (marked on a line of S_k + 1 flags: no sort)."""
+    edges = []
+    for k, size in enumerate(spatial):
+        marks = torch.zeros(size + 1, dtype=torch.bool, device=start.device)
+        marks[0] = True
+        marks[start[..., k].reshape(-1)] = True
+        marks[stop[..., k].reshape(-1)] = True
+        edges.append(marks.nonzero().view(-1))
+    return tuple(edges)
+
+
+def box_table(labels: torch.Tensor, num_classes: int, start: torch.Tensor,
+              stop: torch.Tensor) -> torch.Tensor | CornerTable:
+    """The cheaper table that answers :func:`box_counts` for these clipped boxes (B, N, d):
+    a :func:`corner_table` when the boxes' edges cut the image into at most a quarter as many
+    cells as it has pixels (a few lattices of boxes: receptive fields, grid sampling), else the
+    full :func:`integral_image` (boxes everywhere: its cumulative sums beat the histogram)."""
+    edges = box_edges(start, stop, tuple(labels.shape[1:]))
+    cells = math.prod(len(e) + 1 for e in edges)
+    if 4 * cells <= labels[0].numel():
+        return _corner_table(labels, num_classes, edges)
+    return integral_image(labels, num_classes)
+
+
+def _corner_table(labels: torch.Tensor, num_classes: int, coords: tuple[torch.Tensor, ...]) -> CornerTable:
+    batch, spatial = labels.shape[0], tuple(labels.shape[1:])
+    device = labels.device
+    # Cell of pixel c on axis k: j with coords[j-1] <= c < coords[j] (j = L_k: past every edge).
+    sizes = [len(c) + 1 for c in coords]
+    key = torch.zeros((), dtype=torch.int64, device=device)
+    stride = 1
+    for k in range(len(spatial) - 1, -1, -1):
+        cells = torch.searchsorted(coords[k], torch.arange(spatial[k], device=device), right=True)
+        shape = [1] * len(spatial)
+        shape[k] = spatial[k]
+        key = key + (cells * stride).view(shape)
+        stride *= sizes[k]
+    dtype = torch.int32 if labels[0].numel() < 2**31 else torch.int64
+    hist = torch.empty(batch, num_classes * stride, dtype=dtype, device=device)
+    bins = torch.empty(spatial, dtype=torch.int64, device=device)
+    for b in range(batch):  # bin = class * cells + cell: one pass over the labels per image
+        torch.add(key.expand(spatial), labels[b], alpha=stride, out=bins)
+        hist[b] = torch.bincount(bins.view(-1), minlength=num_classes * stride)
+    table = hist.view(batch, num_classes, *sizes)[:, : num_classes - 1]
+    for axis in range(2, 1 + len(spatial)):  # in place, slab by slab: faster than cumsum here
+        for i in range(1, table.shape[axis]):
+            table.select(axis, i).add_(table.select(axis, i - 1))
+    table = table.cumsum(-1, dtype=dtype)
+    keep = tuple(slice(0, s - 1) for s in sizes)
+    return CornerTable(table[(slice(None), slice(None), *keep)], coords)
+
+
+def box_counts(table: torch.Tensor | CornerTable, start: torch.Tensor, stop: torch.Tensor) -> torch.Tensor:
+    """Class counts of clipped boxes from an :func:`integral_image` or a :func:`corner_table`.
+
+    table: (B, M - 1, *(S + 1)) or a CornerTable holding these boxes' edges;
+    start, stop: (B, N, d) int64 (stop exclusive, already clipped).
     Returns (B, N, M) int64 counts; the last class is the area minus the others.
     """
+    if isinstance(table, CornerTable):
+        lo, hi, table = table.locate(start), table.locate(stop), table.counts
+    else:
+        lo, hi = start, stop
     b, m1 = table.shape[:2]
     padded = table.shape[2:]
     d = len(padded)
@@ -72,9 +173,9 @@ def box_counts(table: torch.Tensor, start: torch.Tensor, stop: torch.Tensor) -> 
         strides[k] = strides[k + 1] * padded[k + 1]
     n = start.shape[1]
     total = torch.zeros(b, m1, n, dtype=torch.int64, device=table.device)
-    corners = torch.stack([start, stop], dim=-1)  # (B, N, d, 2)
+    corners = torch.stack([lo, hi], dim=-1)  # (B, N, d, 2)
     for choice in itertools.product((0, 1), repeat=d):
-        index = torch.zeros_like(start[..., 0])
+        index = torch.zeros_like(lo[..., 0])
         for k, c in enumerate(choice):
             index = index + corners[..., k, c] * strides[k]
         sign = 1 if (d - sum(choice)) % 2 == 0 else -1
@@ -141,7 +242,7 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(f"`num_classes` must be an int >= 1, but got {num_classes!r}")
     if labels.numel():
-        lo, hi = int(labels.min()), int(labels.max())
+        lo, hi = (int(v) for v in torch.aminmax(labels))
         if lo < 0 or hi >= num_classes:
             raise ValueError(
                 f"`labels` must hold class indices in [0, {num_classes - 1}] (num_classes={num_classes}), "
@@ -166,6 +267,6 @@ def foreground_ratios(labels: torch.Tensor, num_classes: int, boxes: torch.Tenso
     one_of("phi", phi, PHI_KINDS)
     boxes = boxes.to(torch.int64)
     start, stop = clip_boxes(boxes, spatial)
-    counts = box_counts(integral_image(labels, num_classes), start, stop)
+    counts = box_counts(box_table(labels, num_classes, start, stop), start, stop)
     full_area = (boxes[..., 1] - boxes[..., 0] + 1).prod(-1)
     return phi_from_counts(counts, full_area, phi, dtype)

@@ -6,8 +6,10 @@ project them (cross-layer: learned 1x1 conv to 32 channels, applied to the
 sampled vectors only, which is the same thing and far cheaper), append the
 position encoding, locate their patches, score every pair by its affinity and
 apply the loss. Site losses are averaged over the patch series and summed over
-sites. The labels' one-hot integral image is built once per step and shared by
-every site and patch size.
+sites. The labels' class counts at the corners of every site's patches are
+built once per step and shared by every site and patch size (ratios.box_table:
+a summed-area table kept at those corners only, one integer histogram pass over
+the labels, when the corners are few as with receptive fields; else the full one).
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from dragsaw.workloads.pdcr.geometry import (
 from dragsaw.workloads.pdcr.loss import cosine_similarity, loss_from_similarity
 from dragsaw.workloads.pdcr.patches import labels_at, patch_masks
 from dragsaw.workloads.pdcr.ratios import (
+    CornerTable,
     box_counts,
+    box_table,
     check_labels,
     clip_boxes,
-    integral_image,
     phi_from_counts,
 )
 from dragsaw.workloads.pdcr.sampling import gather_vectors, grid_positions, random_positions
@@ -99,15 +102,17 @@ class PDCR(nn.Module):
             if missing:
                 raise RuntimeError(f"no features recorded for layers {missing}: run the model's forward "
                                    "in training mode on this batch before asking for the PDCR loss")
-            table = integral_image(labels, self.num_classes) if cfg.affinity == "ratio" else None
             # Sample every (site, layer) first, then gather each layer once: one sparse
             # gradient per feature map instead of one per site.
             positions = [[self._sample(site, name, self._features_of(name, labels)) for name in site.layers]
                          for site in cfg.sites]
             vectors = self._gather(positions)
+            geometry = [self._geometry(site, positions[i], tuple(labels.shape[1:]))
+                        for i, site in enumerate(cfg.sites)]
+            table = self._table(labels, geometry) if cfg.affinity == "ratio" else None
             total = labels.new_zeros((), dtype=torch.float32)
             for i, site in enumerate(cfg.sites):
-                total = total + self._site_loss(i, site, labels, table, positions[i], vectors[i])
+                total = total + self._site_loss(i, site, labels, table, geometry[i], vectors[i])
             return total
         finally:
             self.clear()
@@ -143,14 +148,32 @@ class PDCR(nn.Module):
                   for name, ps in wanted.items()}
         return [[pieces[name].pop(0) for name in site.layers] for site in self.config.sites]
 
-    def _site_loss(self, index: int, site: Site, labels: torch.Tensor, table, positions, sampled) -> torch.Tensor:
+    def _geometry(self, site: Site, positions, image: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer of a site: its patches (P, B, N, d, 2) and their centres (B, N, d), in pixels."""
+        out = []
+        for name, pos in zip(site.layers, positions):
+            if site.patch == "series":
+                c = cell_centres(pos, self._features[name].shape[2:], image)
+                b = series_boxes(c, site.patch_sizes or self.config.patch_sizes)  # (P, B, N, d, 2)
+            else:
+                b = field_boxes(pos, self.fields[name]).unsqueeze(0)
+                c = torch.div(b[..., 0] + b[..., 1], 2, rounding_mode="floor")[0]
+            out.append((b, c))
+        return out
+
+    def _table(self, labels: torch.Tensor, geometry) -> torch.Tensor | CornerTable:
+        """One table of class counts at the corners of every site's patches, shared by all sites."""
+        flat = [b.transpose(0, 1).flatten(1, 2) for site in geometry for b, _ in site]  # (B, P*N, d, 2)
+        start, stop = clip_boxes(torch.cat(flat, dim=1), tuple(labels.shape[1:]))
+        return box_table(labels, self.num_classes, start, stop)
+
+    def _site_loss(self, index: int, site: Site, labels: torch.Tensor, table, geometry, sampled) -> torch.Tensor:
         cfg = self.config
         image = tuple(labels.shape[1:])
         sizes = site.patch_sizes or cfg.patch_sizes
         largest = max(range(len(sizes)), key=sizes.__getitem__) if site.patch == "series" else 0
         vectors, boxes, centres = [], [], []
-        for k, name in enumerate(site.layers):
-            feat, pos = self._features[name], positions[k]
+        for k, (b, c) in enumerate(geometry):
             v = sampled[k]
             if v.dtype in (torch.float16, torch.bfloat16):  # AMP: the loss is computed in float32
                 v = v.float()
@@ -160,12 +183,6 @@ class PDCR(nn.Module):
                     raise TypeError(f"site {index}: projections must be an nn.ModuleList, not "
                                     f"{type(projections).__name__}")
                 v = projections[k](v)
-            if site.patch == "series":
-                c = cell_centres(pos, feat.shape[2:], image)
-                b = series_boxes(c, sizes)  # (P, B, N, d, 2)
-            else:
-                b = field_boxes(pos, self.fields[name]).unsqueeze(0)
-                c = torch.div(b[..., 0] + b[..., 1], 2, rounding_mode="floor")[0]
             if cfg.position_encoding:
                 v = torch.cat([v, position_encoding(b[largest], image, v.dtype)], dim=-1)
             vectors.append(v)
