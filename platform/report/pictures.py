@@ -92,10 +92,40 @@ def _uncertainty(t: TrialRow, trial, work: Path, max_cases: int) -> Figure:
     stage = FIG9_STAGE if FIG9_STAGE in layers else layers[0]
     png = uncertainty_grid(trial.model, trial.plugins, trial.cache, list(trial.eval_ids[:max_cases]), stage,
                            work / f"fig9-{t.trial_id}.png", device=trial.device)
-    return Figure(f"uncertainty-{t.trial_id}", png.read_bytes(),
+    return Figure(f"uncertainty-{t.trial_id}", with_colorbar(png.read_bytes()),
                   f"Uncertainty maps (as Fig. 9) of trial {t.trial_id} ({t.variant}, {t.dataset}, fold {t.fold}, "
-                  f"seed {t.seed}) at {stage}: image, ground truth, prediction, UAFR's normalised entropy "
-                  "(bright = uncertain).")
+                  f"seed {t.seed}) at {stage}: image, ground truth, prediction, and UAFR's normalised entropy u "
+                  "on a fixed scale from 0 (black: one map certain) to 1 (yellow: all maps equally likely), see "
+                  "the colour bar. A map that is yellow almost everywhere is UAFR finding the stage's features "
+                  "uninformative (u near 1), not a confident prediction.")
+
+
+def with_colorbar(png: bytes) -> bytes:
+    """The uncertainty grid (a PNG whose last column is u on magma's fixed [0, 1] scale, as
+    ``workloads.pictures.uncertainty_grid`` draws it) with a labelled colour bar beside it,
+    so that the maps cannot be read the wrong way round."""
+    import io
+
+    import matplotlib.image as mpimg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure as MplFigure
+
+    image = mpimg.imread(io.BytesIO(png), format="png")
+    height, width = image.shape[:2]
+    dpi = 100
+    fig = MplFigure(figsize=(width / dpi + 1.1, height / dpi), dpi=dpi)
+    ax = fig.add_axes((0.0, 0.0, width / (width + 110), 1.0))
+    ax.imshow(image)
+    ax.axis("off")
+    bar = fig.add_axes((width / (width + 110) + 0.01, 0.15, 0.02, 0.7))
+    colorbar = fig.colorbar(ScalarMappable(Normalize(0, 1), "magma"), cax=bar)
+    colorbar.set_label("uncertainty u (normalised entropy)", fontsize=9)
+    colorbar.set_ticks([0, 0.25, 0.5, 0.75, 1.0])
+    colorbar.ax.set_yticklabels(["0 certain", "0.25", "0.5", "0.75", "1 uniform"], fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
 
 
 def _rebuild(exp: Experiment, t: TrialRow):
