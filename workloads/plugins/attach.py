@@ -9,6 +9,7 @@ one PDCR recorder at most, and :meth:`Plugins.detach` restores the model exactly
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -79,7 +80,7 @@ class PluggedModel(nn.Module):
         self.model = model
         self.plugins = plugins
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
 
     def regularization(self, labels: torch.Tensor) -> torch.Tensor:
@@ -145,7 +146,7 @@ def _shapes(model: nn.Module, paths: dict[str, str], example_input) -> dict[str,
     return shapes
 
 
-def _example(model: nn.Module, example_input):
+def _example(model: nn.Module, example_input: torch.Tensor | Sequence[int] | None) -> torch.Tensor | None:
     if example_input is None:
         return None
     if isinstance(example_input, torch.Tensor):
@@ -159,8 +160,8 @@ def _example(model: nn.Module, example_input):
     raise TypeError(f"`example_input` must be a tensor or a shape (B, C, *S), but got {example_input!r}")
 
 
-def attach(model: nn.Module, config: PluginsConfig | Mapping, example_input=None,
-           num_classes: int | None = None) -> Plugins:
+def attach(model: nn.Module, config: PluginsConfig | Mapping,
+           example_input: torch.Tensor | Sequence[int] | None = None, num_classes: int | None = None) -> Plugins:
     """Attach the configured plug-ins to ``model`` and return them as a :class:`Plugins` module.
 
     config: a :class:`PluginsConfig` or the same as a dict (unknown keys are errors).

@@ -43,7 +43,7 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
 
 
-def save(directory: str | Path, payload: dict, meta: dict) -> Path:
+def save(directory: str | os.PathLike[str], payload: dict, meta: dict) -> Path:
     """Write ``payload`` (torch.save) and ``meta`` (JSON) into ``directory``, each atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def save(directory: str | Path, payload: dict, meta: dict) -> Path:
     return directory
 
 
-def load(directory: str | Path, expected_config_hash: str | None = None) -> dict:
+def load(directory: str | os.PathLike[str], expected_config_hash: str | None = None) -> dict:
     """Read a checkpoint written by :func:`save`; refuse one made for another config
     (:class:`CheckpointMismatch`, when ``expected_config_hash`` is given)."""
     directory = Path(directory)

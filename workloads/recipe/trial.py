@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -136,7 +137,7 @@ class Trial:
             self._seg_loss = DiceCELoss(to_onehot_y=True, softmax=True)
 
     # -- pieces ------------------------------------------------------------------------
-    def autocast(self):
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.amp:
             return torch.autocast(self.device.type, dtype=torch.float16 if self.device.type == "cuda" else torch.bfloat16)
         return contextlib.nullcontext()
@@ -179,7 +180,7 @@ class Trial:
             steps += 1
         return {f"train_{k}": v / max(steps, 1) for k, v in totals.items()}
 
-    def predict(self, case_ids) -> dict[str, np.ndarray]:
+    def predict(self, case_ids: Sequence[str]) -> dict[str, np.ndarray]:
         self.model.eval()
         ev, t = self.config.eval, self.config.train
         if self.dims == 2:
@@ -197,11 +198,11 @@ class Trial:
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "epoch": self.epoch, "history": self.history, "rng": checkpoint.rng_state()}
 
-    def save_checkpoint(self, directory) -> None:
+    def save_checkpoint(self, directory: str | os.PathLike[str]) -> None:
         checkpoint.save(directory, self.state(), {"epoch": self.epoch, "config_hash": self.config_hash,
                                                   "config": self.config.model_dump(mode="json")})
 
-    def load_checkpoint(self, directory) -> None:
+    def load_checkpoint(self, directory: str | os.PathLike[str]) -> None:
         state = checkpoint.load(directory, self.config_hash)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
