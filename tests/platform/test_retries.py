@@ -178,3 +178,33 @@ def test_a_killed_worker_leaves_a_lost_row_and_the_retry_completes(tmp_path):
     assert "ended without an outcome: its worker or node died" in first["error"]
     assert first["node"] and first["ended_at"] > first["started_at"]
     assert (second["attempt"], second["status"]) == (2, "completed")
+
+
+def test_resources_no_node_can_give_are_refused_before_anything_is_written(tmp_path):
+    """On a two-node cluster without GPUs: a GPU trial (and one wider than any node) exits 2 at
+    once; with --wait-for-resources (an autoscaler may add nodes) after that many seconds."""
+    from ray.cluster_utils import Cluster
+
+    from .test_cli import dragsaw
+
+    spec = write_spec(tmp_path)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=2)
+        cluster.wait_for_nodes()
+        out = dragsaw("run", spec, "--address", cluster.address, "--set", "resources.gpus=1")
+        assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+        assert "each trial needs 1 CPU, 1 GPU on one node, but no node of the cluster has that" in out.stderr
+        assert "pass --wait-for-resources SECONDS" in out.stderr and "Traceback" not in out.stderr
+        out = dragsaw("run", spec, "--address", cluster.address, "--set", "resources.cpus=3")
+        assert out.returncode == 2 and "3 CPU on one node" in out.stderr and "2 CPU" in out.stderr, out.stderr
+        start = time.monotonic()
+        out = dragsaw("run", spec, "--address", cluster.address, "--set", "resources.gpus=1",
+                      "--wait-for-resources", "3")
+        assert out.returncode == 2 and "no node appeared within --wait-for-resources 3 s" in out.stderr, out.stderr
+        assert time.monotonic() - start >= 3
+        out = dragsaw("run", spec, "--wait-for-resources", "-1")
+        assert out.returncode == 2 and "--wait-for-resources" in out.stderr
+    finally:
+        cluster.shutdown()
+    assert not (tmp_path / "results").exists() and not (tmp_path / "isic").exists()
