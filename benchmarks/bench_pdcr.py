@@ -114,23 +114,46 @@ def boxes3d(sampling: str) -> torch.Tensor:
     return torch.cat(per_site, dim=1)
 
 
+def wall_and_cpu_ms(fns: dict, repeats: int, warmup: int = 3) -> dict:
+    """Median wall and thread-CPU ms of each function, called in turn round after round (so a
+    burst of load from other processes hits all alike), and every median ratio to the first."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            w, c = time.perf_counter(), time.thread_time()
+            fn()
+            cpu[name].append(time.thread_time() - c)
+            wall[name].append(time.perf_counter() - w)
+    first = next(iter(fns))
+    return {name: (statistics.median(wall[name]) * 1e3, statistics.median(cpu[name]) * 1e3,
+                   statistics.median(a / b for a, b in zip(wall[first], wall[name])))
+            for name in fns}
+
+
 def section_3d(repeats: int, allocator: str) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         labels = organ_labels(B3, SIZE3, M3)
         print(f"\n[5] 3D PDCR, one thread ({allocator} allocator): B={B3}, {SIZE3}^3 labels, M={M3}, RF sites "
-              "23^3 (stride 4, C=32) + 47^3 (stride 8, C=64), N=64 each")
-        onehot = median_ms(lambda: torch.nn.functional.one_hot(labels, M3), repeats)
+              "23^3 (stride 4, C=32) + 47^3 (stride 8, C=64), N=64 each; wall ms median (thread CPU ms)")
         for sampling in ("grid", "random"):
             pdcr, feats = pdcr3d_setup(sampling)
-            step = median_ms(lambda: pdcr_step(pdcr, feats, labels), repeats)
             boxes = boxes3d(sampling)
-            ratios = median_ms(lambda: foreground_ratios(labels, M3, boxes), repeats)
-            print(f"    {sampling:6s} PDCR forward + backward : {step:7.2f} ms median   (target <= 80 ms)")
-            print(f"    {sampling:6s} foreground_ratios       : {ratios:7.2f} ms median -> {ratios / onehot:5.2f}x "
-                  "the one-hot pass (target <= 1.5x)")
-        print(f"    one-hot pass F.one_hot(labels, {M3})  : {onehot:7.2f} ms median (the floor)")
+            got = wall_and_cpu_ms({
+                "ratios": lambda: foreground_ratios(labels, M3, boxes),
+                "onehot": lambda: torch.nn.functional.one_hot(labels, M3),
+                "step": lambda: pdcr_step(pdcr, feats, labels),
+            }, repeats)
+            (sw, sc, _), (rw, rc, _), (ow, oc, ratio) = got["step"], got["ratios"], got["onehot"]
+            print(f"    {sampling:6s} PDCR forward + backward : {sw:7.2f} ms ({sc:7.2f})   (target <= 80 ms)")
+            print(f"    {sampling:6s} foreground_ratios       : {rw:7.2f} ms ({rc:7.2f}) -> {ratio:5.2f}x the "
+                  "one-hot pass, paired median (target <= 1.5x)")
+            print(f"    {sampling:6s} one-hot F.one_hot(labels, {M3}) : {ow:7.2f} ms ({oc:7.2f})   (the floor)")
     finally:
         torch.set_num_threads(threads)
 

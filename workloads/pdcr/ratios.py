@@ -138,11 +138,12 @@ def _corner_table(labels: torch.Tensor, num_classes: int, coords: tuple[torch.Te
         key = key + (cells * stride).view(shape)
         stride *= sizes[k]
     dtype = torch.int32 if labels[0].numel() < 2**31 else torch.int64
-    hist = torch.empty(batch, num_classes * stride, dtype=dtype, device=device)
+    hist = torch.zeros(batch, num_classes * stride, dtype=dtype, device=device)
     bins = torch.empty(spatial, dtype=torch.int64, device=device)
+    one = torch.ones(1, dtype=dtype, device=device).expand(bins.numel())
     for b in range(batch):  # bin = class * cells + cell: one pass over the labels per image
         torch.add(key.expand(spatial), labels[b], alpha=stride, out=bins)
-        hist[b] = torch.bincount(bins.view(-1), minlength=num_classes * stride)
+        hist[b].index_add_(0, bins.view(-1), one)  # no min/max passes, unlike bincount
     table = hist.view(batch, num_classes, *sizes)[:, : num_classes - 1]
     for axis in range(2, 1 + len(spatial)):  # in place, slab by slab: faster than cumsum here
         for i in range(1, table.shape[axis]):
