@@ -88,7 +88,7 @@ def run_searches(spec, studies: list, store_url: str, context: dict, address: st
 
     from dragsaw.platform.launch.interrupts import StopOnInterrupt, stopping
     from dragsaw.platform.launch.run import concurrency, fit, ray_init, trial_resources
-    from dragsaw.platform.search.define_by_run import open_study
+    from dragsaw.platform.search.study import open_study
     from dragsaw.platform.search.tune_progress import SearchProgress
     from dragsaw.platform.search.tune_searcher import StudySearcher, finished_samples
     from dragsaw.platform.store import ResultStore
@@ -101,7 +101,7 @@ def run_searches(spec, studies: list, store_url: str, context: dict, address: st
     for study in studies:
         if stopping():
             break
-        optuna_study = open_study(storage, study)
+        optuna_study = open_study(storage, study, echo=echo)
         reconcile(optuna_study, results, spec.name)
         finished = finished_samples(optuna_study)
         remaining = max(0, spec.search.num_samples - finished)

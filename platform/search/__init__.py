@@ -5,10 +5,9 @@
     conditions.py     ``when`` conditions (a small safe subset of Python expressions)
     schema.py         the ``search:`` section of a spec (sampler, scheduler, objective)
     probe.py          checking a space against the base config before anything runs
-    study.py          a search spec as studies (one per dataset), samples as trials
+    study.py          a search spec as studies (one per dataset), samples as trials; opening one
     samplers.py       Optuna samplers by name
     storage.py        where studies persist
-    define_by_run.py  the function OptunaSearch samples with
 
 Import from the modules themselves (``from dragsaw.platform.search.space import
 SearchSpace``): this package re-exports nothing, so that the experiment schema can use the

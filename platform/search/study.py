@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dragsaw.platform.experiment.datasets import folds_of, prepare_datasets
 from dragsaw.platform.experiment.grid import (
@@ -20,6 +21,9 @@ from dragsaw.platform.search.space import SearchSpace
 from dragsaw.workloads.canonical import digest
 from dragsaw.workloads.data import SegmentationDataset
 from dragsaw.workloads.recipe import TrialConfig
+
+if TYPE_CHECKING:  # Optuna is imported where a study is opened, not by the spec schema
+    import optuna
 
 
 @dataclass(frozen=True)
@@ -105,4 +109,39 @@ def studies(spec: ExperimentSpec, datasets: Mapping[str, SegmentationDataset] | 
     return out
 
 
-__all__ = ["StudySpec", "studies"]
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's INFO notices off inside the block (its warnings stay), the verbosity as it
+    was afterwards: dragsaw says in its own words what happened to a study."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+def open_study(storage: optuna.storages.BaseStorage, study: StudySpec,
+               sampler: optuna.samplers.BaseSampler | None = None,
+               echo: Callable[[str], None] | None = None) -> optuna.Study:
+    """Create or reopen ``study`` in ``storage`` (same name, same directions), without Optuna's
+    "A new study created" / "Using an existing study" notices; ``echo`` gets one line instead
+    (``study NAME: created`` or ``study NAME: reopened, N samples recorded``)."""
+    import optuna
+
+    from dragsaw.platform.search.samplers import make_sampler
+
+    with quiet_optuna():
+        existed = any(s.study_name == study.study_name for s in storage.get_all_studies())
+        opened = optuna.create_study(storage=storage, study_name=study.study_name, directions=study.directions,
+                                     sampler=sampler or make_sampler(study.search.sampler, study.search.seed),
+                                     load_if_exists=True)
+    if echo is not None:
+        echo(f"study {study.study_name}: " + (f"reopened, {len(opened.trials)} samples recorded" if existed
+                                              else "created"))
+    return opened
+
+
+__all__ = ["StudySpec", "open_study", "quiet_optuna", "studies"]

@@ -1,6 +1,6 @@
 """Search spaces: the YAML language, define-by-run suggestion with real Optuna trials,
 conditional parameters, params -> trial config, and the Optuna plumbing (samplers,
-persisted SQLite studies, OptunaSearch)."""
+persisted SQLite studies, opened without Optuna notices)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import optuna
 import pytest
 
 from dragsaw.platform.search.conditions import parse_condition
-from dragsaw.platform.search.define_by_run import define_by_run, open_study, optuna_search_kwargs
 from dragsaw.platform.search.samplers import make_sampler
 from dragsaw.platform.search.schema import SearchSpec
 from dragsaw.platform.search.space import SearchSpace, SpaceError
 from dragsaw.platform.search.storage import default_storage_url, make_storage
-from dragsaw.platform.search.study import StudySpec
+from dragsaw.platform.search.study import StudySpec, open_study
 from dragsaw.workloads.recipe import TrialConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -230,7 +229,7 @@ def test_sqlite_study_persists_and_reloads_with_the_same_trials(tmp_path):
     storage = make_storage(None, str(tmp_path / "results"))
     assert storage.url == f"sqlite:///{tmp_path / 'results' / 'optuna.db'}"
     study = open_study(storage, study_spec)
-    sample = define_by_run(study_spec.space)
+    sample = study_spec.space.suggest
     asked = []
     for value in (0.3, 0.6, 0.5):
         trial = study.ask()
@@ -245,19 +244,41 @@ def test_sqlite_study_persists_and_reloads_with_the_same_trials(tmp_path):
     assert again.best_value == 0.6 and again.direction == optuna.study.StudyDirection.MAXIMIZE
 
 
-def test_multi_objective_study_and_search_kwargs(tmp_path):
+def test_multi_objective_study(tmp_path):
     study_spec = _study(objectives=[{"metric": "dice", "mode": "max"}, {"metric": "train_seconds"}],
                         sampler="nsgaii")
     assert study_spec.directions == ["maximize", "minimize"]
     storage = make_storage(f"sqlite:///{tmp_path / 'mo.db'}", "./unused")
     study = open_study(storage, study_spec)
     trial = study.ask()
-    define_by_run(study_spec.space)(trial)
+    study_spec.space.suggest(trial)
     study.tell(trial, [0.8, 12.0])
     assert len(study.best_trials) == 1
-    kwargs = optuna_search_kwargs(study_spec, storage)
-    assert kwargs["metric"] == ["dice", "train_seconds"] and kwargs["mode"] == ["max", "min"]
-    assert kwargs["study_name"] == "exp.isic2016" and kwargs["storage"] is storage
+
+
+def test_opening_a_study_prints_one_dragsaw_line_and_no_optuna_notice(tmp_path):
+    """Optuna logs "A new study created" and "Using an existing study" at INFO; a search
+    prints neither, but one line of its own, and leaves Optuna's verbosity as it was."""
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    optuna_logger = logging.getLogger("optuna")
+    optuna_logger.addHandler(handler)
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    lines: list[str] = []
+    try:
+        storage = make_storage(None, str(tmp_path / "results"))
+        first = open_study(storage, _study(), echo=lines.append)
+        first.tell(first.ask(), 0.5)
+        open_study(storage, _study(), echo=lines.append)
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO  # restored
+    finally:
+        optuna_logger.removeHandler(handler)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    assert [r.getMessage() for r in records if r.levelno < logging.WARNING] == []
+    assert lines == ["study exp.isic2016: created", "study exp.isic2016: reopened, 1 samples recorded"]
 
 
 def test_remote_store_keeps_the_study_locally_and_says_so(tmp_path, monkeypatch, caplog):
@@ -273,17 +294,14 @@ def test_remote_store_keeps_the_study_locally_and_says_so(tmp_path, monkeypatch,
         default_storage_url("gs://b/r")
 
 
-def test_optuna_search_samples_through_the_define_by_run_function(tmp_path):
-    pytest.importorskip("ray.tune")
-    from ray.tune.search.optuna import OptunaSearch
+@pytest.mark.parametrize("module", ["search.space", "search.probe", "search.schema", "search.samplers",
+                                    "search.study", "experiment.configs", "experiment.schema"])
+def test_each_module_imports_on_its_own(module):
+    """The search language and the spec schema import each other's leaf modules: each imports
+    first in a fresh interpreter (no circular import through a package __init__)."""
+    import subprocess
+    import sys
 
-    study_spec = _study()
-    storage = make_storage(None, str(tmp_path))
-    searcher = OptunaSearch(**optuna_search_kwargs(study_spec, storage))
-    config = searcher.suggest("t1")
-    assert isinstance(config["placement.pdcr"], list)  # decoded, not Optuna's "a,b" text
-    valid_config(study_spec.space.apply(BASE, config))
-    searcher.on_trial_complete("t1", {"dice": 0.7})
-    stored = optuna.load_study(study_name="exp.isic2016", storage=storage).trials
-    assert [t.value for t in stored] == [0.7]
-    assert stored[0].params["placement.pdcr"] == ",".join(config["placement.pdcr"])
+    done = subprocess.run([sys.executable, "-c", f"import dragsaw.platform.{module}"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
