@@ -10,8 +10,9 @@ a temporary folder and to a bucket on a ``moto_server`` this script starts (and 
 
 Timed (median over ``--repeats`` runs, each from a fresh ``ResultStore``, nothing cached):
 ``leaderboard(store, experiment=...)`` (means, std, n, ranks; targets: <= 1 s local,
-<= 2 s S3) and the same with ``baseline=`` (adds paired t-tests and Wilcoxon over 62,500
-case pairs per variant, Holm-corrected); first on the per-trial files as written, then
+<= 2 s S3; the store keeps no spec, so no comparisons) and the same with ``baseline=`` (adds
+each variant against the baseline: a two-level bootstrap over 25 runs x 12,500 cases,
+2,000 replicates, Holm-corrected); first on the per-trial files as written, then
 after ``store.compact(experiment)`` (one file per partition and table). On moto every
 request costs about 5 ms and moto answers one at a time, so 400 per-trial files cost
 about 2 s of requests alone; real S3 answers the same requests concurrently.

@@ -99,10 +99,16 @@ def _list_text(value):
     return value
 
 
+#: Entries of a list (run_effects) shown in a table or Markdown cell; JSON and CSV keep all.
+_LIST_SHOWN = 6
+
+
 def _cell(column: str, value) -> str:
     if _missing(value):
         return "-"
     if isinstance(value, (list, tuple)):
+        if len(value) > _LIST_SHOWN:
+            return f"{_list_text(value[:_LIST_SHOWN])} ... ({len(value)})"
         return _list_text(value)
     if isinstance(value, float):
         if column in _P_COLUMNS:

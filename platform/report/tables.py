@@ -51,8 +51,8 @@ class Board:
 
 
 class _Subset(ResultStore):
-    """The store seen through a set of trial ids: leaderboards of one data fraction (the
-    leaderboard itself groups by variant only)."""
+    """The store seen through a set of trial ids: the leaderboard of one data fraction, so
+    that a Board holds one row per variant (the leaderboard returns one per fraction)."""
 
     def __init__(self, store: ResultStore, trial_ids):
         self.__dict__.update(store.__dict__)
