@@ -34,12 +34,15 @@ OFFICIAL: dict[str, tuple[tuple[str, ...], int, dict[str, int]]] = {
 
 class DatasetOutline(SegmentationDataset):
     """A dataset known without its files: ``classes``, ``spatial_dims``, ``splits`` (split
-    name -> placeholder case ids, as many as the split has cases) and ``missing`` (True: the
-    root is not on this machine). Nothing can be read from it."""
+    name -> placeholder case ids, as many as the split has cases), ``missing`` (True: the
+    root is not on this machine) and ``counts_known`` (False for a ``folder`` dataset: its
+    splits are known, its number of cases is not). Nothing can be read from it."""
 
-    def __init__(self, name: str, root, classes, spatial_dims: int, sizes: dict[str, int], missing: bool):
+    def __init__(self, name: str, root, classes, spatial_dims: int, sizes: dict[str, int], missing: bool,
+                 counts_known: bool = True):
         super().__init__(root, classes)
         self.name, self.spatial_dims, self.missing = name, spatial_dims, missing
+        self.counts_known = counts_known  # False: the splits are known, not how many cases they hold
         self.splits = {split: [f"{split}-{i}" for i in range(n)] for split, n in sizes.items() if split != "all"}
         self.sizes = dict(sizes)
 
@@ -77,7 +80,7 @@ def outline(d: DatasetSpec) -> DatasetOutline:
         folds, test_fraction = options.get("folds", 5), options.get("test_fraction")
         sizes = {"test": 1} if test_fraction else {}
         sizes.update({f"fold{k}": 1 for k in range(int(folds or 0))})
-        return DatasetOutline(d.name, d.root, classes, 2, {**sizes, "all": 0}, missing)
+        return DatasetOutline(d.name, d.root, classes, 2, {**sizes, "all": 0}, missing, counts_known=False)
     raise ValueError(f"{d.name}: its splits are not known without its files")
 
 

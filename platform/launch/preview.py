@@ -54,7 +54,8 @@ class Preview:
         spec = self.spec
         res = spec.resources
         what = (f"{self.count} trials" if spec.search is None
-                else f"a search: {spec.search.num_samples} samples x {len(self.studies)} studies = {self.count} trials")
+                else f"a search: {spec.search.num_samples} samples x {len(self.studies)} "
+                      f"{'study' if len(self.studies) == 1 else 'studies'} = {self.count} trials")
         lines = [f"{spec.name}: {what}, {res.cpus:g} CPU / {res.gpus:g} GPU each, "
                  f"{spec.concurrency or 'as many as fit'} at once"]
         if self.seconds is not None:
@@ -63,6 +64,9 @@ class Preview:
             per = self.seconds / max(self.epochs, 1)
             lines.append(f"estimated cost: {unit}: {self.epochs:,} trial-epochs x {per:,.3g} s per epoch on average "
                          f"= {_duration(self.seconds)} of trial time ({self.basis})")
+        else:
+            lines.append("estimated cost: unknown until the data is here (the number of training images per "
+                         "epoch is not known without it), or measured once the experiment has stored epochs")
         lines += [f"note: {n}" for n in self.notes]
         if self.missing:
             lines.append(f"dataset roots missing here ({len(self.missing)}):")
@@ -130,6 +134,8 @@ def _measured_epoch_seconds(store_url: str, experiment: str) -> tuple[float, str
 
 def _estimated_epoch_seconds(config: dict, dataset, resources) -> float | None:
     """Training FLOPs of one epoch / the assumed rate of the trial's resources."""
+    if not getattr(dataset, "counts_known", True):
+        return None  # a folder dataset not on this machine: how many images an epoch has is unknown
     train = config["train"]
     dims = dataset.spatial_dims
     size = tuple(train["image_size"] if dims == 2 else train["patch_size"])

@@ -208,3 +208,37 @@ def test_resources_no_node_can_give_are_refused_before_anything_is_written(tmp_p
     finally:
         cluster.shutdown()
     assert not (tmp_path / "results").exists() and not (tmp_path / "isic").exists()
+
+
+def test_a_killed_worker_whose_trial_is_not_retried_is_recorded_lost_by_the_driver(tmp_path):
+    """max_failures 0: no next attempt notices the dead one, so the driver records it."""
+    import ray
+
+    from dragsaw.platform.launch.run import run_grid
+
+    spec, trials, context = grid(tmp_path, "given-up", max_failures=0)
+    marker = Path(context["markers"]) / trials[0].trial_id
+    lines: list[str] = []
+    result: dict = {}
+
+    def drive():
+        result["outcome"] = run_grid(spec, trials, context["store_url"], context, None, lines.append,
+                                     trainable_fn=stalling_trainable)
+
+    driver = threading.Thread(target=drive, daemon=True)
+    try:
+        driver.start()
+        deadline = time.monotonic() + 300
+        while not marker.exists() and time.monotonic() < deadline and driver.is_alive():
+            time.sleep(0.5)
+        assert marker.exists(), lines
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+        driver.join(timeout=300)
+        assert not driver.is_alive(), lines
+    finally:
+        ray.shutdown()
+    assert result["outcome"] == {"ok": 0, "failed": 1}, lines
+    ((only,),) = attempts(context["store_url"], "given-up").values()
+    assert (only["attempt"], only["status"]) == (1, "lost"), only
+    assert "ended without an outcome: Tune gave up on the trial after 1 failures" in only["error"]
+    assert any("its worker or node died: a lost attempt" in line for line in lines), lines
