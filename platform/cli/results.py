@@ -39,11 +39,16 @@ def _leaderboard(args: argparse.Namespace) -> int:
         raise UsageError(f"no completed trials in {url}"
                          + (f" for experiment {args.experiment!r}" if args.experiment else "")
                          + (f" and dataset {args.dataset!r}" if args.dataset else ""))
-    if args.across is None:
-        print(format_rows(rows, args.format, legend=not args.no_legend))
-        return 0
     ranking = across_datasets(rows, baseline=baseline if baseline not in (None, "spec") else None,
                               alpha=args.alpha)
+    if args.across is None:
+        print(format_rows(rows, args.format, legend=not args.no_legend))
+        if args.format in ("table", "markdown") and ranking.rows:  # several datasets: their ranking too
+            short = [{k: r[k] for k in ("variant", "mean_rank", "n_datasets", "friedman_p", "cd", "p_holm")}
+                     for r in ranking.rows]
+            print(f"\nRanking across {len(ranking.blocks)} datasets (details: --across datasets):\n")
+            print(format_rows(short, args.format))
+        return 0
     if not ranking.rows:
         raise UsageError("nothing to rank across datasets: " + "; ".join(ranking.notes))
     print(format_rows(ranking.rows, args.format, legend=not args.no_legend))

@@ -205,6 +205,9 @@ def test_across_datasets_ranks_friedman_cd(local_store_url, tmp_path, capsys):
     assert "<svg" in svg.read_text() and "pdcr" in svg.read_text()
     with pytest.raises(ValueError, match="format"):
         draw_cd_diagram(ranking, tmp_path / "cd.pdf")
+    assert main(["leaderboard", "--store", store.url, "--no-legend"]) == 0  # the board, then the ranking
+    out = capsys.readouterr().out
+    assert "Ranking across 3 datasets" in out and out.index("isic2017") < out.index("Ranking across")
     argv = ["leaderboard", "--store", store.url, "--across", "datasets", "--format", "json",
             "--cd-diagram", str(tmp_path / "cli.svg")]
     assert main(argv) == 0
