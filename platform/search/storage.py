@@ -70,7 +70,11 @@ def _database(url: str) -> optuna.storages.BaseStorage:
         url = "postgresql+psycopg2" + url[len("postgresql"):]
     if url.startswith("sqlite:///"):
         return make_storage(url, "")
-    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except ImportError as err:
+        raise ValueError(f"search.storage {parsed.drivername}:// needs its database driver: {err.msg} "
+                         "(for PostgreSQL: pip install psycopg2-binary)") from None
 
 
 def journal_location(store_url: str, experiment: str) -> str:

@@ -161,11 +161,13 @@ def test_search_runs_with_a_persisted_study(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     store = ResultStore(store_url)
     trials = [t for t in store.trial_attempts("tiny-search").to_pylist() if t["status"] == "completed"]
-    assert len(trials) == 3 and all(t["variant"].startswith("search-") for t in trials)
+    assert sorted(t["variant"] for t in trials) == [f"tiny-search.isic2016-{n}" for n in range(3)]  # one id
     assert all("train.lr" in json.loads(t["params_json"]) for t in trials)
-    dbs = list((tmp_path / "results").rglob("*.db"))
-    assert dbs, "the Optuna study is persisted in SQLite next to the results"
-    summaries = optuna.get_all_study_summaries(f"sqlite:///{dbs[0]}")
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = tmp_path / "results" / "_experiments" / "tiny-search" / "study.journal"
+    assert journal.exists(), "the Optuna study is kept in the store"
+    summaries = optuna.get_all_study_summaries(optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
     assert sum(s.n_trials for s in summaries) == 3
     again = dragsaw("run", spec, timeout=600)  # the study is complete: nothing more runs
     assert again.returncode == 0 and "already complete" in again.stdout

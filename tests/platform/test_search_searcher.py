@@ -203,3 +203,68 @@ def test_s3_journal_rebuilds_the_study_on_a_fresh_machine_and_orders_racing_writ
     for k in range(8):  # each writer's records in its own order
         assert [r["i"] for r in logs if r["writer"] == k] == list(range(5))
     assert list(ObjectJournalBackend(url).read_logs(38)) == logs[38:]
+
+
+BEST_SPEC = """\
+name: ranked
+store: {store}
+datasets:
+  - name: isic2016
+    root: {root}
+    synthetic: {{n_train: 8, n_test: 4, size: [72, 96], seed: 0}}
+model: {{name: unet, width: 0.125}}
+train: {{epochs: 4, batch_size: 4, image_size: [64, 64]}}
+search:
+  num_samples: 4
+  space:
+    train.lr: {{type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+    placement.uafr: {{type: subset, choices: [encoder.1, decoder.2], min_size: 0}}
+"""
+
+
+def test_best_ranks_complete_then_pruned_then_failed_and_exports_a_valid_grid(tmp_path, capsys):
+    """``dragsaw best`` on a study filled through the searcher (no Ray): ranks, JSON keys,
+    the exported grid passes ``dragsaw validate``; bad input exits 2."""
+    import json
+
+    import yaml
+
+    from dragsaw.platform.cli import main
+    from dragsaw.platform.experiment.grid import spec_hash
+    from dragsaw.platform.experiment.loading import load_spec
+    from dragsaw.platform.launch.run import save_record
+    from dragsaw.platform.search.study import studies
+
+    store = str(tmp_path / "results")
+    path = tmp_path / "ranked.yaml"
+    path.write_text(BEST_SPEC.format(store=store, root=tmp_path / "isic"))
+    spec = load_spec(str(path))
+    save_record(store, spec, spec_hash(spec))
+    from dragsaw.platform.experiment.datasets import preview_datasets
+
+    (study_spec_,) = studies(spec, preview_datasets(spec)[0])
+    storage, _ = study_storage(None, store, "ranked")
+    study = new_study(study_spec_, storage)
+    searcher = StudySearcher(study_spec_, study, budget=4)
+    run_to(searcher, "a", [1, 2, 3], {"epoch": 4, "dice": 0.6, "done_trial": 1})
+    run_to(searcher, "b", [1], {"epoch": 2, "dice": 0.9})  # pruned: its 0.9 is cut short
+    run_to(searcher, "c", [], {"epoch": 0, "trial_failed": 1, "done_trial": 1})
+    run_to(searcher, "d", [1, 2, 3], {"epoch": 4, "dice": 0.7, "done_trial": 1})
+    capsys.readouterr()
+    assert main(["best", "ranked", "--store", store, "-f", "json", "--top", "4",
+                 "--export", str(tmp_path / "confirm.yaml")]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["trial_id"], r["state"], r["value"]) for r in rows] == [
+        ("ranked.isic2016-3", "COMPLETE", 0.7), ("ranked.isic2016-0", "COMPLETE", 0.6),
+        ("ranked.isic2016-1", "PRUNED", 0.9), ("ranked.isic2016-2", "FAIL", None)]
+    assert set(rows[0]) >= {"trial_id", "number", "state", "value", "params"}
+    assert isinstance(rows[0]["params"]["placement.uafr"], list)  # as the space names and decodes them
+    grid = yaml.safe_load((tmp_path / "confirm.yaml").read_text())
+    assert list(grid["variants"]) == ["baseline", "ranked.isic2016-3", "ranked.isic2016-0"]  # finished only
+    assert main(["validate", str(tmp_path / "confirm.yaml")]) == 0
+    assert "ranked-confirm: 9 trials" in capsys.readouterr().out
+    assert main(["best", "nope", "--store", store]) == 2
+    assert "no experiment 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["best", "ranked", "--store", store, "--top", "0"])
+    assert exit_.value.code == 2
