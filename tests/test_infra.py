@@ -204,11 +204,23 @@ BREAKAGES = {
 }
 
 
+#: What `ray up` says about each breakage: the schema's error naming the field, or Ray's own check.
+REFUSALS = {
+    "typo at the top level": (jsonschema.ValidationError, "'max_worker' was unexpected"),
+    "typo in a node type": (jsonschema.ValidationError, "'min_worker' was unexpected"),
+    "GPU count not an integer": (jsonschema.ValidationError, "'one' is not of type 'integer'"),
+    "node type without node_config": (jsonschema.ValidationError, "'node_config' is a required property"),
+    "unknown docker option": (jsonschema.ValidationError, "'gpus' was unexpected"),
+    "head type that does not exist": (ValueError, "`head_node_type` must be one of `available_node_types`"),
+}
+
+
 @pytest.mark.parametrize("what", sorted(BREAKAGES))
 def test_launcher_check_rejects_a_broken_copy(what):
     path, value = BREAKAGES[what]
+    error, message = REFUSALS[what]
     broken = _set(_load(LAUNCHER), path, value)
-    with pytest.raises((jsonschema.ValidationError, ValueError)):
+    with pytest.raises(error, match=re.escape(message)):
         _ray_up_checks(broken)
 
 

@@ -336,7 +336,7 @@ def test_nothing_is_recorded_in_eval_mode_and_nothing_leaks():
         plugged.regularization(labels)  # the previous step's features are gone
 
     plugged(x)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"layer 'model.0' output \(2, 8, 16, 16\) must be \(B=1, C, \*S\)"):
         plugged.regularization(labels[:1])  # a failing loss clears the step too
     assert pdcr._features == {}
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
+from dragsaw.workloads.data import DatasetError
 from dragsaw.workloads.recipe import run_trial
 
 PLUGINS_2D = {
@@ -107,19 +109,20 @@ def test_resume_refuses_a_checkpoint_of_another_config(isic_root, tmp_path):
         run_trial(other, resume_from=str(kept["dir"]))
 
 
-@pytest.mark.parametrize("change,match", [
-    (lambda c: c["model"].update(name="unet9"), "unknown model"),
-    (lambda c: c["data"].update(root="/nonexistent/isic"), "/nonexistent/isic"),
-    (lambda c: c["plugins"]["uafr"].update(layers=["encoder.9"]), "encoder.9"),
-    (lambda c: c["train"].update(image_size=(60, 64)), "multiples of 32"),
-    (lambda c: c.update(optimiser="sgd"), "optimiser"),
+@pytest.mark.parametrize("change,error,match", [
+    (lambda c: c["model"].update(name="unet9"), ValueError, "unknown model 'unet9'.*did you mean 'unet'"),
+    (lambda c: c["data"].update(root="/nonexistent/isic"), DatasetError, "root folder /nonexistent/isic does not exist"),
+    (lambda c: c["plugins"]["uafr"].update(layers=["encoder.9"]), ValueError, "'encoder.9': no such module or stage"),
+    (lambda c: c["train"].update(image_size=(60, 64)), ValidationError, "multiples of 32"),
+    (lambda c: c.update(optimiser="sgd"), ValidationError, r"optimiser\n  Extra inputs are not permitted"),
 ])
-def test_bad_configs_fail_before_training(isic_root, tmp_path, change, match):
+def test_bad_configs_fail_before_training(isic_root, tmp_path, change, error, match):
     cfg = config_2d(isic_root, tmp_path / "cache")
     cfg["plugins"] = {k: dict(v) for k, v in cfg["plugins"].items()}
     change(cfg)
-    with pytest.raises(Exception, match=match):
+    with pytest.raises(error, match=match) as raised:
         run_trial(cfg, lambda m, d: pytest.fail("trained despite a bad config"))
+    assert raised.type is error  # not a subclass standing in for it (DatasetError is a ValueError)
 
 
 def test_3d_trial_with_sliding_windows(tmp_path):
