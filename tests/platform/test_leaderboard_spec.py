@@ -234,3 +234,31 @@ def test_report_ranks_across_datasets_with_a_cd_diagram(local_store_url, tmp_pat
     # bootstrap's smallest, 2 / 2001, times 3 (the spec's family: pdcr, uafr, pdcr-uafr).
     assert "<td>pdcr</td><td>baseline</td><td>2</td><td>16</td>" in paired
     assert "<td>+4.00 [+4.00, +4.00]</td><td>0.003</td>" in paired and "<td>2/2</td><td>better</td>" in paired
+
+
+def test_record_of_an_older_spec_format_still_gives_the_baseline(local_store_url):
+    """A record whose spec this version no longer validates: its plain `baseline` and
+    `variants` still define the comparisons and the family."""
+    import pathlib
+
+    record = {"spec": {"name": "quickstart", "baseline": "baseline", "a_key_from_the_past": 1,
+                       "variants": {"baseline": {}, "pdcr": {}, "uafr": {}}}}
+    folder = pathlib.Path(local_store_url) / "_experiments" / "quickstart"
+    folder.mkdir(parents=True)
+    (folder / "spec.json").write_text(json.dumps(record))
+    store = ResultStore(local_store_url)
+    for seed in (0, 1):
+        write_run(store, "baseline", seed, BASE)
+        write_run(store, "uafr", seed, UAFR[seed])
+    uafr = by_variant(leaderboard(store, experiment="quickstart"))["uafr"]
+    assert uafr["baseline"] == "baseline" and uafr["p_value"] == pytest.approx(min(1.0, 2 * uafr["p_boot"]))
+
+
+def test_long_lists_are_shortened_in_tables_only(quickstart):
+    rows = leaderboard(quickstart, experiment="quickstart")
+    rows[0]["run_effects"] = [0.01 * i for i in range(9)]
+    table = format_rows(rows, "table")
+    assert "+0.0500 ... (9)" in table and "+0.0800" not in table
+    assert json.loads(format_rows(rows, "json"))[0]["run_effects"][-1] == pytest.approx(0.08)
+    md = format_rows(rows, "markdown", legend=True)
+    assert "- `runs_agree`: runs whose own difference has the sign of delta" in md
