@@ -53,6 +53,19 @@ def test_corner_table_matches_loop_reference_with_boxes_clipped_at_borders(spati
     assert torch.equal(table.counts, full[(slice(None), slice(None), *torch.meshgrid(*table.coords, indexing="ij"))])
 
 
+@pytest.mark.parametrize("chunk", [1, 150, 10**6])  # a row at a time, 3 rows of 7 x 7 (uneven), all at once
+def test_corner_table_is_the_same_whatever_the_slab_size(monkeypatch, chunk):
+    from dragsaw.workloads.pdcr import ratios
+
+    gen = torch.Generator().manual_seed(11)
+    labels = torch.randint(0, 3, (2, 10, 7, 7), generator=gen)
+    boxes = random_boxes(gen, 2, 25, (10, 7, 7), max_size=6, overhang=3)
+    start, stop = clip_boxes(boxes, (10, 7, 7))
+    monkeypatch.setattr(ratios, "CHUNK_PIXELS", chunk)
+    assert torch.equal(box_counts(corner_table(labels, 3, start, stop), start, stop),
+                       direct_counts(labels, 3, boxes))
+
+
 def test_foreground_ratios_takes_the_corner_path_for_receptive_fields_and_matches_reference():
     labels = blob_labels(2, (24, 20, 28), 4, seed=5)
     field = ReceptiveField((9, 7, 11), (4, 4, 4), (-4, -3, -5))  # borders clip on every axis

@@ -124,28 +124,38 @@ def box_table(labels: torch.Tensor, num_classes: int, start: torch.Tensor,
     return integral_image(labels, num_classes)
 
 
+#: Pixels binned per step of the histogram pass: its int64 bin indices (1 MiB) stay in cache
+#: and no buffer the size of the volume is allocated.
+CHUNK_PIXELS = 1 << 17
+
+
 def _corner_table(labels: torch.Tensor, num_classes: int, coords: tuple[torch.Tensor, ...]) -> CornerTable:
     batch, spatial = labels.shape[0], tuple(labels.shape[1:])
-    device = labels.device
-    # Cell of pixel c on axis k: j with coords[j-1] <= c < coords[j] (j = L_k: past every edge).
+    device, d = labels.device, len(spatial)
+    # Cell of pixel c on axis k: j with coords[j-1] <= c < coords[j] (j = L_k: past every edge);
+    # bin of a pixel = class * cells + its cell in raster order over the (L_k + 1) cells per axis.
     sizes = [len(c) + 1 for c in coords]
-    key = torch.zeros((), dtype=torch.int64, device=device)
-    stride = 1
-    for k in range(len(spatial) - 1, -1, -1):
-        cells = torch.searchsorted(coords[k], torch.arange(spatial[k], device=device), right=True)
-        shape = [1] * len(spatial)
-        shape[k] = spatial[k]
-        key = key + (cells * stride).view(shape)
-        stride *= sizes[k]
+    cells = [torch.searchsorted(c, torch.arange(s, device=device), right=True) for c, s in zip(coords, spatial)]
+    strides = [math.prod(sizes[k + 1:]) for k in range(d)]
+    ncells = strides[0] * sizes[0]
+    rest = torch.zeros((), dtype=torch.int64, device=device)  # cell of the trailing axes: (*S[1:])
+    for k in range(1, d):
+        rest = rest + (cells[k] * strides[k]).view([-1 if a == k else 1 for a in range(1, d)])
+    lead = (cells[0] * strides[0]).view(-1, *([1] * (d - 1)))
+    rows = max(1, CHUNK_PIXELS // rest.numel())
     dtype = torch.int32 if labels[0].numel() < 2**31 else torch.int64
-    hist = torch.zeros(batch, num_classes * stride, dtype=dtype, device=device)
-    bins = torch.empty(spatial, dtype=torch.int64, device=device)
-    one = torch.ones(1, dtype=dtype, device=device).expand(bins.numel())
-    for b in range(batch):  # bin = class * cells + cell: one pass over the labels per image
-        torch.add(key.expand(spatial), labels[b], alpha=stride, out=bins)
-        hist[b].index_add_(0, bins.view(-1), one)  # no min/max passes, unlike bincount
+    hist = torch.zeros(batch, num_classes * ncells, dtype=dtype, device=device)
+    buffer = torch.empty(min(rows, spatial[0]), *spatial[1:], dtype=torch.int64, device=device)
+    one = torch.ones(1, dtype=dtype, device=device).expand(buffer.numel())
+    for b in range(batch):  # one pass over the labels, a slab of rows at a time
+        for r0 in range(0, spatial[0], rows):
+            r1 = min(r0 + rows, spatial[0])
+            bins = buffer[: r1 - r0]
+            torch.add(rest.expand(bins.shape), labels[b, r0:r1], alpha=ncells, out=bins)
+            bins.add_(lead[r0:r1])
+            hist[b].index_add_(0, bins.view(-1), one[: bins.numel()])  # no min/max passes (bincount)
     table = hist.view(batch, num_classes, *sizes)[:, : num_classes - 1]
-    for axis in range(2, 1 + len(spatial)):  # in place, slab by slab: faster than cumsum here
+    for axis in range(2, 1 + d):  # in place, slab by slab: faster than cumsum here
         for i in range(1, table.shape[axis]):
             table.select(axis, i).add_(table.select(axis, i - 1))
     table = table.cumsum(-1, dtype=dtype)
