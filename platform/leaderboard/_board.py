@@ -14,7 +14,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dragsaw.platform.leaderboard._compare import compare_group
-from dragsaw.platform.leaderboard._family import FROM_SPEC, Family, explicit_family, spec_family
+from dragsaw.platform.leaderboard._family import (
+    FROM_SPEC,
+    Family,
+    explicit_family,
+    spec_axes,
+    spec_family,
+)
 from dragsaw.platform.leaderboard._scores import CONVENTIONS, METRICS, connect, trial_scores
 from dragsaw.platform.store import ResultStore
 
@@ -88,6 +94,7 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
                     compare_group(rows, by_variant, family, values, trials, alpha)
     finally:
         con.close()
+    _axis_columns([row for _, _, rows in boards for row in rows], store, families)
     return [row for _, _, rows in boards
             for row in sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["variant"]))
             if shown is None or row["variant"] in shown]
@@ -115,6 +122,27 @@ def _families(store, trials: pa.Table, baseline, present: list[str]) -> dict[str
         names = list(spec.members) if spec is not None else present
         out[e] = explicit_family(baseline, names)
     return out
+
+
+def _axis_columns(rows: list[dict], store, families: dict[str, Family | None]) -> None:
+    """One column per crossed axis of the experiment's spec, after ``variant``, holding the
+    variant's label on that axis (``unet+pdcr`` -> ``model.name`` = ``unet``): every grid axis
+    is a column of the board, as the variant name joins them."""
+    axes_of: dict[str, tuple[str, ...]] = {}
+    for e in {r["experiment"] for r in rows}:
+        family = families.get(e)
+        axes_of[e] = family.axes if family is not None and family.axes else spec_axes(store, e)
+    for r in rows:
+        axes = axes_of[r["experiment"]]
+        if not axes:
+            continue
+        labels = r["variant"].split("+")
+        extra = {(a if a not in r else f"axis {a}"): (labels[k] if k < len(labels) else None)
+                 for k, a in enumerate(axes)}
+        items = list(r.items())
+        at = [k for k, _ in items].index("variant") + 1
+        r.clear()
+        r.update(items[:at] + list(extra.items()) + items[at:])
 
 
 def _check_baseline(key, by_variant: dict[str, list[int]], family: Family, explicit: bool) -> None:
@@ -167,11 +195,11 @@ def _case_codes(cases: pa.Table) -> pa.Table:
     """case_id strings -> int32 codes in sorted string order: SQL groups and joins on a million
     ints are faster than on strings, and sorting by code is sorting by case_id (deterministic)."""
     column = cases.column("case_id")
-    # pyarrow.compute's functions are generated at import: invisible to type checkers.
-    unique = pc.unique(column)  # pyright: ignore[reportAttributeAccessIssue]
-    unique = unique.take(pc.sort_indices(unique))  # pyright: ignore[reportAttributeAccessIssue]
-    return cases.set_column(cases.schema.get_field_index("case_id"), "case_id",
-                            pc.index_in(column, value_set=unique))  # pyright: ignore[reportAttributeAccessIssue]
+    unique = column.unique().sort()
+    # call_function: pyarrow.compute's named wrappers (pc.index_in) are generated at import,
+    # invisible to type checkers.
+    codes = pc.call_function("index_in", [column], pc.SetLookupOptions(value_set=unique))
+    return cases.set_column(cases.schema.get_field_index("case_id"), "case_id", codes)
 
 
 def _groups(trials: pa.Table) -> dict[GroupKey, list[int]]:

@@ -11,7 +11,8 @@ COLUMNS: dict[str, str] = {
     "dataset": "the dataset key, as named in the spec",
     "fraction": "share of the training data used (a grid axis: rows never pool fractions); - when not recorded",
     "rank": "1 = best mean on this board (experiment, dataset, fraction); tied means share the better rank",
-    "variant": "the variant (crossed axes joined by '+')",
+    "variant": "the variant (crossed axes joined by '+'; each axis of the spec also gets a column of its own, "
+               "named by its key, e.g. model.name)",
     "metric": "the per-case score ranked and compared (dice, jaccard or accuracy)",
     "convention": "which classes are averaged: paper2d (all, background too) or foreground (nnU-Net)",
     "empty": "how a case with an empty reference and prediction was scored: nan (left out) or one (scored 1)",

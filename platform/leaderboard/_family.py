@@ -21,11 +21,13 @@ FROM_SPEC = "spec"
 class Family:
     """baselines: variant -> the variant it is compared with (itself for a baseline);
     members: every variant of the family, also those without results; source: where it
-    came from ("spec <name>" or "--baseline <variant>")."""
+    came from ("spec <name>" or "--baseline <variant>"); axes: the spec's crossed axes, in
+    order (a variant's name starts with one label per axis)."""
 
     baselines: dict[str, str]
     members: tuple[str, ...]
     source: str
+    axes: tuple[str, ...] = ()
 
     def baseline_of(self, variant: str) -> str | None:
         return self.baselines.get(variant)
@@ -53,7 +55,14 @@ def spec_family(store: ResultStore, experiment: str) -> Family | None:
         baselines = {v: baseline_of(spec, v) or v for v in names}
     except (SpecError, ValueError, TypeError):  # a record of an older spec format: its plain baseline
         return _plain_family(spec_data, experiment)
-    return Family(baselines, tuple(names), f"spec {experiment!r}")
+    return Family(baselines, tuple(names), f"spec {experiment!r}", tuple(spec.axes or {}))
+
+
+def spec_axes(store: ResultStore, experiment: str) -> tuple[str, ...]:
+    """The crossed axes of the experiment's spec (its ``axes`` keys, in order), () without."""
+    spec_data = _record_spec(store, experiment)
+    axes = spec_data.get("axes") if spec_data else None
+    return tuple(axes) if isinstance(axes, dict) else ()
 
 
 def explicit_family(baseline: str, variants: list[str]) -> Family:
@@ -82,4 +91,4 @@ def _record_spec(store: ResultStore, experiment: str) -> dict | None:
     return spec if isinstance(spec, dict) else None
 
 
-__all__ = ["FROM_SPEC", "Family", "explicit_family", "spec_family"]
+__all__ = ["FROM_SPEC", "Family", "explicit_family", "spec_axes", "spec_family"]

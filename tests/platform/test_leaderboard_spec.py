@@ -141,8 +141,13 @@ def test_crossed_axes_compare_with_their_own_baseline(local_store_url):
         for model, shift in (("deeplabv3plus", 0.0), ("unet", -0.1)):
             write_run(store, f"{model}+baseline", seed, [b + shift for b in BASE])
             write_run(store, f"{model}+pdcr", seed, [b + shift + 0.02 for b in BASE])
-    got = by_variant(leaderboard(store, experiment="quickstart"))
+    rows = leaderboard(store, experiment="quickstart")
+    got = by_variant(rows)
     assert got["unet+pdcr"]["baseline"] == "unet+baseline" and got["unet+pdcr"]["delta"] == pytest.approx(0.02)
+    # The axis is a column of its own, right after the variant.
+    assert list(got["unet+pdcr"])[list(got["unet+pdcr"]).index("variant") + 1] == "model.name"
+    assert {r["variant"]: r["model.name"] for r in rows}["deeplabv3plus+pdcr"] == "deeplabv3plus"
+    assert by_variant(leaderboard(store, experiment="quickstart", baseline=None))["unet+pdcr"]["model.name"] == "unet"
     assert got["deeplabv3plus+pdcr"]["baseline"] == "deeplabv3plus+baseline"
     # 8 variants, 6 of them compared with a baseline: the family has 6 members.
     assert got["unet+pdcr"]["p_value"] == pytest.approx(min(1.0, 6 * got["unet+pdcr"]["p_boot"]))
