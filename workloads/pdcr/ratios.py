@@ -116,7 +116,7 @@ def box_table(labels: torch.Tensor, num_classes: int, start: torch.Tensor,
     """The cheaper table that answers :func:`box_counts` for these clipped boxes (B, N, d):
     a :func:`corner_table` when the boxes' edges cut the image into at most a quarter as many
     cells as it has pixels (a few lattices of boxes: receptive fields, grid sampling), else the
-    full :func:`integral_image` (boxes everywhere: its cumulative sums beat the histogram)."""
+    full :func:`integral_image` (boxes everywhere: the histogram would save nothing)."""
     edges = box_edges(start, stop, tuple(labels.shape[1:]))
     cells = math.prod(len(e) + 1 for e in edges)
     if 4 * cells <= labels[0].numel():
