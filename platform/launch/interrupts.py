@@ -18,6 +18,8 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
+from typing import Any
 
 from ray import tune
 
@@ -45,7 +47,7 @@ class Interrupts:
         self.reason: str | None = None  # why the run stops without a signal (the lease was lost)
         self._graceful = False
         self._closing = False
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | signal.Handlers | None] = {}
 
     def __enter__(self) -> Interrupts:
         global _active
@@ -59,7 +61,8 @@ class Interrupts:
     def __exit__(self, *exc) -> None:
         global _active
         for s, handler in self._previous.items():
-            signal.signal(s, handler)  # type: ignore[arg-type]
+            # None: the handler was not set from Python and cannot be put back; the default then.
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
         self._previous = {}
         _active = None
 

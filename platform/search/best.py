@@ -60,9 +60,9 @@ def rank_samples(study: optuna.Study, dataset: str = "") -> list[Sample]:
 
     def key(t: optuna.trial.FrozenTrial) -> tuple:
         value = _value(t)
-        missing = value is None or not math.isfinite(value)
-        return (0 if t.number in front else 1, _RANK.get(t.state, 5), missing,
-                0.0 if missing else -sign * float(value), t.number)  # type: ignore[arg-type]
+        score = -sign * float(value) if value is not None and math.isfinite(value) else None
+        return (0 if t.number in front else 1, _RANK.get(t.state, 5), score is None,
+                0.0 if score is None else score, t.number)
 
     out = []
     for t in sorted(trials, key=key):

@@ -126,8 +126,9 @@ class StudySearcher(Searcher):
         elif result.get(DONE_KEY):
             self._report(trial_id, result)
             values = [result.get(m) for m in self.spec.metrics]
-            if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-                self.study.tell(trial, [float(v) for v in values])  # type: ignore[arg-type]
+            finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+            if len(finite) == len(values):
+                self.study.tell(trial, finite)
                 self.outcomes[sid] = ("COMPLETE", step)
             else:
                 trial.set_user_attr("fail_reason", f"no finite value for {self.spec.metrics}: {values}")
