@@ -59,7 +59,7 @@ def _best(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     """Add ``best`` to the ``dragsaw`` subcommands."""
     p = sub.add_parser("best", parents=[store_parent()],
                        help="the best samples of a search (value, state, parameters); --export a grid that confirms "

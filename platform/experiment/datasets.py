@@ -8,6 +8,7 @@ grid expands to exactly the trials it will run once the data is there."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from dragsaw.platform.experiment.errors import Problem, SpecError
@@ -38,7 +39,8 @@ class DatasetOutline(SegmentationDataset):
     root is not on this machine) and ``counts_known`` (False for a ``folder`` dataset: its
     splits are known, its number of cases is not). Nothing can be read from it."""
 
-    def __init__(self, name: str, root, classes, spatial_dims: int, sizes: dict[str, int], missing: bool,
+    def __init__(self, name: str, root: str, classes: Sequence[str], spatial_dims: int, sizes: dict[str, int],
+                 missing: bool,
                  counts_known: bool = True):
         super().__init__(root, classes)
         self.name, self.spatial_dims, self.missing = name, spatial_dims, missing

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
 
 from dragsaw.platform.search.tune_searcher import SAMPLE_ATTR, sample_id
+
+if TYPE_CHECKING:
+    from dragsaw.platform.experiment.schema import ExperimentSpec
 
 _RANK = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3,
          TrialState.FAIL: 4}
@@ -122,7 +125,7 @@ def _changes(base: Any, new: Any) -> Any:
     return {} if base == new else new
 
 
-def confirmation_grid(spec, specs: list, samples: list[Sample], seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
+def confirmation_grid(spec: ExperimentSpec, specs: list, samples: list[Sample], seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
     """A grid spec (JSON types) confirming ``samples`` (their COMPLETE ones): the search's
     datasets with ``folds: [test]``, the base model, train and eval without plug-ins as
     variant ``baseline``, and each sample as a variant named by its id whose model, plug-ins,

@@ -7,8 +7,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from dragsaw.platform.launch.progress import FAILED_KEY, Progress
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 
 class SearchProgress(Progress):
@@ -34,11 +38,11 @@ class SearchProgress(Progress):
                   f"{self.pruned} pruned), {len(self.running)} running, {self.failed} failed{best}  <- {event}")
         self.last = time.monotonic()
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
         if time.monotonic() - self.last > self.every:
             self._line(f"epoch {result.get('epoch')} of {self._name(trial)}")
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         from dragsaw.platform.launch.interrupts import stopping
 
         self.running.discard(trial.trial_id)

@@ -77,7 +77,7 @@ class StudySearcher(Searcher):
         self.outcomes: dict[str, tuple[str, int | None]] = {}
 
     # -- Tune's Searcher interface ------------------------------------------------------
-    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True  # metric and mode come from the spec; the space is the study's
 
     def suggest(self, trial_id: str) -> dict | str | None:
