@@ -78,13 +78,18 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
     try:
         scores, empty = trial_scores(con, trials.num_rows)
         variant_col = trials.column("variant").to_pylist()
+        cases_of = _cases_per_trial(con, trials)
         boards = []
         for key, idx in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
             by_variant: dict[str, list[int]] = defaultdict(list)
             for i in idx:
                 if empty[i] is not None:  # trials without case rows have nothing to score
                     by_variant[variant_col[i]].append(i)
-            boards.append((key, by_variant, _group_rows(key, by_variant, scores, empty, metric, conventions[key])))
+            rows = _group_rows(key, by_variant, scores, empty, metric, conventions[key])
+            for r in rows:  # distinct (fold, case) pairs evaluated; a comparison narrows it to its pairs
+                keys = [cases_of[i] for i in by_variant[r["variant"]] if i in cases_of]
+                r["n_cases"] = int(np.unique(np.concatenate(keys)).size) if keys else 0
+            boards.append((key, by_variant, rows))
         if any(families.values()):
             values = _case_table(con)
             for key, by_variant, rows in boards:
@@ -176,6 +181,19 @@ def rank(rows: list[dict]) -> None:
     for r in rows:
         if not math.isnan(r["mean"]):
             r["rank"] = 1 + sum(m > r["mean"] for m in means)
+
+
+def _cases_per_trial(con, trials: pa.Table) -> dict[int, np.ndarray]:
+    """trial index -> its evaluated (fold, case) pairs, as int64 keys fold code x width + case code."""
+    rows = con.execute("SELECT t, case_id FROM case_values ORDER BY t").fetchnumpy()
+    t = np.asarray(rows["t"], np.int64)
+    case = np.asarray(rows["case_id"], np.int64)
+    folds = trials.column("fold").to_pylist()
+    code = {f: i for i, f in enumerate(sorted(set(folds)))}
+    fold_of = np.array([code[f] for f in folds], np.int64)
+    keys = fold_of[t] * (int(case.max(initial=0)) + 1) + case
+    bounds = np.searchsorted(t, np.arange(trials.num_rows + 1))
+    return {i: keys[bounds[i]:bounds[i + 1]] for i in range(trials.num_rows) if bounds[i + 1] > bounds[i]}
 
 
 def _case_table(con) -> dict[int, tuple[np.ndarray, np.ndarray]]:

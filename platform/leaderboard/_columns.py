@@ -21,7 +21,8 @@ COLUMNS: dict[str, str] = {
     "std": "standard deviation over runs (ddof=1); - with one run",
     "n_runs": "training runs (fold x seed) in the comparison with the baseline (matched pairs when both "
               "have the same folds and seeds)",
-    "n_cases": "distinct test cases in the comparison (fold x case)",
+    "n_cases": "distinct test cases (fold x case) the variant was evaluated on; in a comparison, those "
+               "defined on both sides",
     "baseline": "the variant compared with (the spec's `baseline`, or --baseline)",
     "delta": "variant - baseline: mean over runs of the mean paired difference over cases",
     "ci_low": "lower end of the 95% confidence interval of delta (two-level bootstrap: runs, then cases "

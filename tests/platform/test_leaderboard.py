@@ -154,7 +154,7 @@ def test_comparisons_against_baseline(hand_store, convention, per_case):
     assert got[low]["p_value"] == pytest.approx(min(1.0, 2 * got[low]["p_boot"]))
     assert got[high]["p_value"] == pytest.approx(max(got[low]["p_value"], got[high]["p_boot"]))
     assert all(got["A"][k] is None for k in ("p_value", "p_boot", "delta", "ci_low", "ci_high", "runs_agree"))
-    assert got["A"]["n_runs"] == 2 and got["A"]["n_cases"] is None
+    assert got["A"]["n_runs"] == 2 and got["A"]["n_cases"] == 3  # the baseline's own distinct cases
 
 
 def test_seeds_differ_runs_unpaired(local_store_url):
