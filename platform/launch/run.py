@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -176,10 +177,12 @@ def concurrency(spec) -> int:
 
 
 def tune_storage(store_url: str) -> str:
-    """Where Tune keeps its own bookkeeping: a local folder (results and checkpoints live in the store)."""
+    """Where Tune keeps its own bookkeeping (never read back: results and checkpoints live in
+    the store): ``_tune`` in a local store; for a remote store a folder in the system's temp
+    directory, so that a run writes nothing into the folder it was started from."""
     if "://" not in store_url or store_url.startswith("file://"):
         return str(Path(store_url.replace("file://", "")) / "_tune")
-    return str(Path.cwd() / "results" / "_tune")
+    return str(Path(tempfile.gettempdir()) / "dragsaw-tune")
 
 
 def run_grid(spec, trials: list, store_url: str, context: dict, address: str | None,

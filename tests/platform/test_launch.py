@@ -112,7 +112,8 @@ def test_s3_store_on_a_two_node_cluster(tmp_path, s3_store_url):
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         spec = spec_file(tmp_path, s3_store_url, seeds="[0, 1]", name="cluster")
-        out = dragsaw("run", spec, "--address", cluster.address, timeout=600)
+        # from tmp_path: with an s3 store the run writes nothing where it was started
+        out = dragsaw("run", spec, "--address", cluster.address, cwd=tmp_path, timeout=600)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     finally:
         cluster.shutdown()
@@ -121,7 +122,7 @@ def test_s3_store_on_a_two_node_cluster(tmp_path, s3_store_url):
     assert len(store.completed("cluster")) == 4 and len(trials) == 4
     assert len({t["node"] for t in trials}) == 2, [t["node"] for t in trials]  # both nodes ran trials
     assert len(cases) == 4 * 4 * 2 and epochs
-    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "results").exists(), "a run on an s3 store wrote ./results where it was started"
 
 
 SEARCH = """\
