@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dragsaw.platform.launch.run import LaunchError, absolute, load_record, open_store, save_record
+
+if TYPE_CHECKING:
+    from dragsaw.platform.experiment.schema import ExperimentSpec
+    from dragsaw.platform.launch.preview import Preview
 
 __all__ = ["LaunchError", "validate", "launch", "resume", "status"]
 
 
-def _load(spec_path: str, overrides: Sequence[str], store: str | None, smoke: bool = False):
+def _load(spec_path: str, overrides: Sequence[str], store: str | None, smoke: bool = False) -> ExperimentSpec:
     from dragsaw.platform.experiment.loading import load_spec
 
     overrides = list(overrides)
@@ -19,7 +23,8 @@ def _load(spec_path: str, overrides: Sequence[str], store: str | None, smoke: bo
     return load_spec(spec_path, overrides, smoke=smoke)
 
 
-def validate(spec_path: str, overrides: Sequence[str] = (), store: str | None = None, smoke: bool = False):
+def validate(spec_path: str, overrides: Sequence[str] = (), store: str | None = None, smoke: bool = False
+             ) -> tuple[ExperimentSpec, Preview]:
     """Load and check a spec without its data; returns (spec, Preview): the whole grid (or
     the searches), resources, an estimate of the cost and the dataset roots missing here.
     Writes nothing. ``smoke``: apply the spec's ``smoke:`` overrides first. Raises SpecError /
@@ -35,8 +40,8 @@ def validate(spec_path: str, overrides: Sequence[str] = (), store: str | None = 
 
 
 def launch(spec_path: str, overrides: Sequence[str] = (), store: str | None = None, address: str | None = None,
-           dry_run: bool = False, echo: Callable[[str], None] = print, spec=None, smoke: bool = False,
-           wait_for_resources: float | None = None, take_over: bool = False) -> int:
+           dry_run: bool = False, echo: Callable[[str], None] = print, spec: ExperimentSpec | None = None,
+           smoke: bool = False, wait_for_resources: float | None = None, take_over: bool = False) -> int:
     """``dragsaw run`` (see :func:`_launch`), with its exits made safe: Ray is shut down on
     every path, and SIGINT / SIGTERM stop the run in order (see ``launch.interrupts``): the
     command then prints what is complete, interrupted, failed and not started (counted from
@@ -106,7 +111,8 @@ def _stopped(state: _RunState, interrupts, echo: Callable[[str], None]) -> int:
 
 
 def _launch(spec_path: str, overrides: Sequence[str], store: str | None, address: str | None, dry_run: bool,
-            echo: Callable[[str], None], spec, smoke: bool, wait_for_resources: float | None, *, interrupts,
+            echo: Callable[[str], None], spec: ExperimentSpec | None, smoke: bool,
+            wait_for_resources: float | None, *, interrupts,
             state: _RunState) -> int | None:
     """``dragsaw run``: check everything, then run the spec's trials on Ray and print the
     leaderboard. Trials already completed in the store are skipped (a re-run or ``resume``
@@ -147,6 +153,7 @@ def _launch(spec_path: str, overrides: Sequence[str], store: str | None, address
     state.recorded = True
     state.completed_before = results.completed(spec.name)
     failed_before = set() if spec.search is None else _failed(results, spec.name)
+    tuned = {"ok": 0, "failed": 0}  # as Tune saw the trials (a lost attempt fails there, not in the store)
     if spec.search is None:
         from dragsaw.platform.launch.run import run_grid
 
@@ -158,24 +165,24 @@ def _launch(spec_path: str, overrides: Sequence[str], store: str | None, address
              f"{spec.resources.gpus:g} GPU each)")
         if todo:
             with interrupts.graceful():
-                run_grid(spec, todo, store_url, context, address, echo)
+                tuned = run_grid(spec, todo, store_url, context, address, echo)
     else:
         from dragsaw.platform.launch.search_run import run_searches
 
         with interrupts.graceful():
-            run_searches(spec, studies(spec, datasets), store_url, context, address, echo)
+            tuned = run_searches(spec, studies(spec, datasets), store_url, context, address, echo)
     if interrupts.stopping:
         return None  # the summary is printed once Ray is down and nothing writes any more
     from dragsaw.platform.launch.outcome import count, describe
 
     outcome = count(results, spec.name, state.expected, state.completed_before)
-    for line in describe(spec.name, outcome, store_url):
+    for line in describe(spec.name, outcome, store_url, address=address):
         echo(line)
     results.compact(spec.name)  # one file per partition: leaderboards read it in one request
     if outcome.completed:
         _print_leaderboard(results, spec, echo)
     # A grid retries every failed trial; a search samples anew, so its old failures stay.
-    return 1 if outcome.failed - failed_before else 0
+    return 1 if outcome.failed - failed_before or tuned["failed"] else 0
 
 
 def _failed(results, name: str) -> set[str]:

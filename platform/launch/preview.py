@@ -18,9 +18,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dragsaw.platform.launch.run import LaunchError
+
+if TYPE_CHECKING:
+    from dragsaw.platform.experiment.schema import ExperimentSpec
 
 #: Assumed sustained training throughput (FLOP/s): an A100-class GPU in mixed precision at
 #: about 30% of its peak, and one CPU core (vectorised float32).
@@ -74,7 +77,7 @@ class Preview:
         return lines
 
 
-def preview(spec, store_url: str | None = None) -> Preview:
+def preview(spec: ExperimentSpec, store_url: str | None = None) -> Preview:
     """The experiment of ``spec`` without running or writing anything (see the module doc).
     Raises SpecError for a dataset that is present but broken, or folds it lacks."""
     from dragsaw.platform.experiment.datasets import preview_datasets
@@ -180,7 +183,7 @@ def _forward_flops(model_json: str, size: tuple[int, ...], dims: int) -> float |
 # -- resources ----------------------------------------------------------------------------------
 
 
-def local_resource_problems(spec) -> list[str]:
+def local_resource_problems(spec: ExperimentSpec) -> list[str]:
     """What this machine can never give one trial when Ray is started here. A GPU request on
     a machine without GPUs is not one: such a run falls back to the CPU on purpose."""
     problems = []
@@ -204,7 +207,7 @@ def _local_gpus() -> int:
         return 0
 
 
-def cluster_resource_problems(spec, wait_s: float | None = None, echo: Callable[[str], None] = print,
+def cluster_resource_problems(spec: ExperimentSpec, wait_s: float | None = None, echo: Callable[[str], None] = print,
                               poll_s: float = 2.0) -> list[str]:
     """On a connected Ray cluster: whether any alive node can place one trial (its CPUs and
     GPUs at once). ``wait_s``: the cluster has an autoscaler; ask it for one trial's bundle

@@ -12,12 +12,19 @@ import dataclasses
 import shutil
 import tempfile
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dragsaw.platform.launch.run import LaunchError
 
+if TYPE_CHECKING:
+    import optuna
 
-def sample_trials(study, sample: str, params: dict) -> list[dict]:
+    from dragsaw.platform.experiment.schema import ExperimentSpec
+    from dragsaw.platform.search.study import StudySpec
+    from dragsaw.platform.store import ResultStore
+
+
+def sample_trials(study: StudySpec, sample: str, params: dict) -> list[dict]:
     """The trial specs (dicts) of one sample: one per fold it is scored on, each with the
     sample id as variant and trial id (``<sample>-f<fold>`` with several folds). ValueError
     (SpaceError, pydantic's ValidationError) when the configuration is not valid."""
@@ -42,10 +49,12 @@ def search_trainable(config: dict, study: Any = None, context: dict | None = Non
 
     if study is None or context is None:
         raise TypeError("search_trainable needs study= and context= (tune.with_parameters)")
+    # NaN metrics: Tune requires the metric in every result; the searcher tells FAIL
+    failed = {**{m: float("nan") for m in study.metrics}, FAILED_KEY: 1, "done_trial": 1, "epoch": 0}
     try:
         trials = sample_trials(study, config["sample"], dict(config["params"]))
     except ValueError as err:  # the searcher checked this already; never retried
-        tune.report({FAILED_KEY: 1, "done_trial": 1, "epoch": 0, "error": str(err)[:500]})
+        tune.report({**failed, "error": str(err)[:500]})
         return
     try:
         if len(trials) == 1:
@@ -55,30 +64,32 @@ def search_trainable(config: dict, study: Any = None, context: dict | None = Non
             return
         finals = [run_one(t, context) for t in trials]
     except ConfigError:  # recorded as failed; raising would have Ray retry it
-        tune.report({FAILED_KEY: 1, "epoch": 0, "done_trial": 1})
+        tune.report(failed)
         return
     mean = {k: sum(f[k] for f in finals) / len(finals) for k in _numeric(finals[0]) if all(k in f for f in finals)}
     mean["epoch"] = int(trials[0]["config"]["train"]["epochs"])
     tune.report({**mean, "folds": len(finals), "done_trial": 1})
 
 
-def _validator(study) -> Callable[[dict, str], None]:
+def _validator(study: StudySpec) -> Callable[[dict, str], None]:
     def validate(params: dict, sample: str) -> None:
         sample_trials(study, sample, params)
     return validate
 
 
-def open_studies(spec, store_url: str) -> tuple[Any, str]:
+def open_studies(spec: ExperimentSpec, store_url: str) -> tuple[Any, str]:
     """(Optuna storage, where) of the spec's studies; LaunchError for an unusable location."""
     from dragsaw.platform.search.storage import study_storage
 
+    if spec.search is None:
+        raise LaunchError(f"{spec.name}: the spec has no `search`, so it has no studies")
     try:
         return study_storage(spec.search.storage, store_url, spec.name)
     except ValueError as err:
         raise LaunchError(str(err)) from None
 
 
-def run_searches(spec, studies: list, store_url: str, context: dict, address: str | None,
+def run_searches(spec: ExperimentSpec, studies: list[StudySpec], store_url: str, context: dict, address: str | None,
                  echo: Callable[[str], None]) -> dict:
     """Run each study's remaining samples with Ray Tune; returns the counts of this run's
     outcomes by Optuna state (COMPLETE, PRUNED, FAIL, RUNNING for interrupted ones). Stops in
@@ -104,7 +115,7 @@ def run_searches(spec, studies: list, store_url: str, context: dict, address: st
         optuna_study = open_study(storage, study, echo=echo)
         reconcile(optuna_study, results, spec.name)
         finished = finished_samples(optuna_study)
-        remaining = max(0, spec.search.num_samples - finished)
+        remaining = max(0, study.search.num_samples - finished)
         if remaining == 0:
             echo(f"study {study.study_name}: {finished} samples already complete")
             continue
@@ -151,7 +162,7 @@ def _trial_dirname(trial) -> str:
     return f"{trial.config.get('sample', 'trial')}_{trial.trial_id}"
 
 
-def reconcile(optuna_study, results, experiment: str) -> int:
+def reconcile(optuna_study: optuna.Study, results: ResultStore, experiment: str) -> int:
     """Record the study's PRUNED samples as ``pruned`` in the store's trials table (their
     latest attempt, written ``stopped`` or left ``running`` by the worker Tune stopped), with
     the step they were stopped on. Idempotent; run after each study and before a resume.
@@ -177,7 +188,7 @@ def reconcile(optuna_study, results, experiment: str) -> int:
     return done
 
 
-def mark_pruned(results, stored: dict, step: int | None) -> int:
+def mark_pruned(results: ResultStore, stored: dict, step: int | None) -> int:
     """Rewrite one stored trials row (an attempt) as ``pruned`` at ``step`` (the last epoch it
     reported): its metrics say where it was stopped; no error. Returns 1."""
     import datetime as dt
