@@ -552,14 +552,28 @@ def test_sizes_that_follow_the_classes_are_filled_from_num_classes_or_named():
 
 
 def test_one_table_of_plugin_kinds():
-    """Every plug-in kind is one row of KINDS: PluginsConfig has a field per row, and the
-    re-weighting rows build a module that keeps the feature map's shape."""
+    """Every plug-in kind is one row of KINDS: PluginsConfig has a field per row, and each
+    re-weighting row builds exactly the block its config describes (2D and 3D)."""
     from dragsaw.workloads.plugins import KINDS, REWEIGHTING
+    from dragsaw.workloads.uafr import CBAM, UAFR, SqueezeExcitation
 
     assert set(PluginsConfig.model_fields) == set(KINDS)
     assert REWEIGHTING == tuple(k for k in KINDS if k != "pdcr")
-    q = torch.randn(2, 8, 8, 8)
-    for name in REWEIGHTING:
+    rows = {"uafr": ({"num_maps": 3, "hidden": 5, "kernel_size": 5, "use_f": True},
+                     lambda d: UAFR(8, 3, 5, 5, True, spatial_dims=d)),
+            "se": ({"reduction": 4}, lambda d: SqueezeExcitation(8, 4, spatial_dims=d)),
+            "cbam": ({"reduction": 2, "kernel_size": 3}, lambda d: CBAM(8, 2, 3, spatial_dims=d))}
+    assert sorted(rows) == sorted(REWEIGHTING)
+    for name, (options, direct) in rows.items():
         kind = KINDS[name]
-        block = kind.build(kind.config.model_validate({"layers": ["a"]}).for_classes(2), 8, 2)
-        assert block(q).shape == q.shape, name
+        build = kind.build
+        assert build is not None
+        for dims in (2, 3):
+            torch.manual_seed(0)
+            block = build(kind.config.model_validate({"layers": ["a"], **options}), 8, dims)
+            torch.manual_seed(0)
+            expected = direct(dims)
+            q = torch.randn(2, 8, *([6] * dims))
+            assert {k: v.shape for k, v in block.state_dict().items()} == \
+                   {k: v.shape for k, v in expected.state_dict().items()}, name
+            assert torch.equal(block.eval()(q), expected.eval()(q)), name
