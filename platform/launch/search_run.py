@@ -91,9 +91,10 @@ def open_studies(spec: ExperimentSpec, store_url: str) -> tuple[Any, str]:
 
 def run_searches(spec: ExperimentSpec, studies: list[StudySpec], store_url: str, context: dict, address: str | None,
                  echo: Callable[[str], None]) -> dict:
-    """Run each study's remaining samples with Ray Tune; returns the counts of this run's
-    outcomes by Optuna state (COMPLETE, PRUNED, FAIL, RUNNING for interrupted ones). Stops in
-    order (no further study) when the active ``Interrupts`` is stopping."""
+    """Run each study's remaining samples with Ray Tune; returns {"ok": n, "failed": n} (ok:
+    COMPLETE or PRUNED; failed: FAIL) and the counts of this run's outcomes by Optuna state
+    (COMPLETE, PRUNED, FAIL, RUNNING for interrupted ones). Stops in order (no further study)
+    when the active ``Interrupts`` is stopping."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -151,7 +152,7 @@ def run_searches(spec: ExperimentSpec, studies: list[StudySpec], store_url: str,
             totals[state] = totals.get(state, 0) + 1
     if totals:
         echo("samples this run: " + ", ".join(f"{n} {s}" for s, n in sorted(totals.items())))
-    return totals
+    return {"ok": totals.get("COMPLETE", 0) + totals.get("PRUNED", 0), "failed": totals.get("FAIL", 0), **totals}
 
 
 def _trial_name(trial) -> str:

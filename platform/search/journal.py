@@ -48,6 +48,16 @@ class ObjectJournalBackend(BaseJournalBackend):
         self._logs: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
+    # Ray Tune pickles the searcher (and so this backend) into its experiment state.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)  # vars(): pyright reads self.__dict__ as the class's mappingproxy here
+        self._lock = threading.Lock()
+
     def _path(self, seq: int) -> str:
         return f"{self._prefix}/{seq:010d}.json"
 

@@ -155,3 +155,27 @@ def load(journal: Path, name: str) -> optuna.Study:
 
     return optuna.load_study(study_name=f"{name}.isic2016",
                              storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+
+
+def test_a_search_on_an_s3_store_keeps_its_study_there(tmp_path, s3_store_url):
+    """With an s3:// store nothing lands on the driver's disk: the study journal is objects in
+    the bucket, and ``dragsaw best`` reads it from another working directory."""
+    from .test_cli import dragsaw
+
+    spec = tmp_path / "search.yaml"
+    spec.write_text(SPEC.format(name="s3-search", store=s3_store_url, root=tmp_path / "isic", storage="")
+                    .replace("num_samples: 3", "num_samples: 2").replace("epochs: 8", "epochs: 2"))
+    work = tmp_path / "driver"
+    work.mkdir()
+    out = dragsaw("run", spec, cwd=work, timeout=600)
+    errors = [r["error"] for r in ResultStore(s3_store_url).trial_attempts("s3-search").to_pylist() if r["error"]]
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:] + str(errors)
+    assert f"Optuna studies in {s3_store_url}/_experiments/s3-search/study-journal" in out.stdout
+    assert not any(work.iterdir()), list(work.iterdir())  # no ./results, no _tune, no optuna.db
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    best = dragsaw("best", "s3-search", "--store", s3_store_url, "-f", "json", cwd=elsewhere)
+    assert best.returncode == 0, best.stderr
+    rows = json.loads(best.stdout)
+    assert sorted((r["trial_id"], r["state"]) for r in rows) == [
+        ("s3-search.isic2016-0", "COMPLETE"), ("s3-search.isic2016-1", "COMPLETE")]

@@ -268,3 +268,15 @@ def test_best_ranks_complete_then_pruned_then_failed_and_exports_a_valid_grid(tm
     with pytest.raises(SystemExit) as exit_:
         main(["best", "ranked", "--store", store, "--top", "0"])
     assert exit_.value.code == 2
+
+
+def test_a_sample_whose_config_is_invalid_is_refused_by_the_launcher_check():
+    """The check ``run_searches`` gives the searcher builds the sample's trials as the workers
+    would: a configuration the models refuse raises ValueError (then FAIL, never run)."""
+    from dragsaw.platform.launch.search_run import _validator, sample_trials
+
+    spec = study_spec()
+    (trial,) = sample_trials(spec, "exp.isic2016-4", {"train.lr": 1e-3, "placement.uafr": ["decoder.2"]})
+    assert trial["trial_id"] == trial["variant"] == "exp.isic2016-4"
+    with pytest.raises(ValueError, match="lr"):
+        _validator(spec)({"train.lr": -1.0, "placement.uafr": []}, "exp.isic2016-5")
