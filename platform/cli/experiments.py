@@ -31,13 +31,13 @@ def _run(args: argparse.Namespace) -> int:
     from dragsaw.platform.launch import launch
 
     return launch(args.spec, overrides=args.set, store=args.store, address=args.address, dry_run=args.dry_run,
-                  smoke=args.smoke, wait_for_resources=args.wait_for_resources)
+                  smoke=args.smoke, wait_for_resources=args.wait_for_resources, take_over=args.take_over)
 
 
 def _resume(args: argparse.Namespace) -> int:
     from dragsaw.platform.launch import resume
 
-    return resume(args.name, store=store_url(args), address=args.address)
+    return resume(args.name, store=store_url(args), address=args.address, take_over=args.take_over)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -58,6 +58,13 @@ def _compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _take_over_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--take-over", action="store_true",
+                   help="run even though another driver holds the experiment's lease (refused otherwise, exit 2, "
+                        "naming its host and pid). Use it only when that driver is gone: a killed driver's lease "
+                        "expires by itself DRAGSAW_LEASE_SECONDS (default 60) s after its last heartbeat")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this family's subcommands to the ``dragsaw`` parser."""
     store, address, spec = store_parent(), address_parent(), spec_parent()
@@ -69,10 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait-for-resources", type=_seconds, default=None, metavar="SECONDS",
                    help="with --address on a cluster with an autoscaler: wait up to SECONDS for a node that fits "
                         "one trial (default: refuse at once, exit 2, when no node can place a trial)")
+    _take_over_option(p)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("resume", parents=[store, address], help="continue an interrupted experiment from the store")
     p.add_argument("name", metavar="NAME", help="experiment name as in its spec's `name` (see `dragsaw status`)")
+    _take_over_option(p)
     p.set_defaults(func=_resume)
 
     p = sub.add_parser("status", parents=[store], help="experiments in a store and how far they got")

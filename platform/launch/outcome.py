@@ -55,12 +55,16 @@ def describe(name: str, outcome: Outcome, store_url: str, signal_name: str | Non
     """The lines a run ends with: what it finished, and when it stopped early, what is left
     and the dragsaw command that continues it."""
     of = f" of {outcome.expected}" if outcome.expected is not None else ""
+    cluster = f" --address {address}" if address else ""
     if signal_name is None and reason is None:
-        return [f"{name}: {len(outcome.new)} trials finished, {len(outcome.failed)} failed; "
-                f"{len(outcome.completed)}{of} complete in {store_url}"]
+        lost = f", {len(outcome.interrupted)} interrupted (lost)" if outcome.interrupted else ""
+        lines = [f"{name}: {len(outcome.new)} trials finished, {len(outcome.failed)} failed{lost}; "
+                 f"{len(outcome.completed)}{of} complete in {store_url}"]
+        if outcome.interrupted:
+            lines.append(f"continue with: dragsaw resume {name} --store {store_url}{cluster}")
+        return lines
     why = f"interrupted by {signal_name}" if signal_name else f"stopped ({reason})"
     left = f", {len(outcome.not_started)} not started" if outcome.expected is not None else ""
-    cluster = f" --address {address}" if address else ""
     running = f", {len(outcome.running)} running" if outcome.running else ""
     return [f"{name}: {why}: {len(outcome.completed)}{of} trials complete ({len(outcome.new)} in this run), "
             f"{len(outcome.failed)} failed, {len(outcome.interrupted)} interrupted{running}{left}; "

@@ -7,8 +7,10 @@ root, hive-partitioned by experiment and dataset, every file written whole.
     store.read("cases", experiment="table4")     # pyarrow.Table with schema SCHEMAS["cases"]
     store.compact("table4")                      # one file per partition for fast reads (a cache)
     fs, root = filesystem(url)                   # the same filesystem, for files kept beside results
+    with Lease(url, "table4"):                   # one driver per experiment (LeaseHeld names the holder)
 """
 
+from dragsaw.platform.store._lease import Holder, Lease, LeaseHeld, lease_seconds
 from dragsaw.platform.store._location import DEFAULT_URL, StoreError, filesystem
 from dragsaw.platform.store._schema import (
     CASE_KEYS,
@@ -23,6 +25,9 @@ from dragsaw.platform.store._store import ResultStore
 __all__ = [
     "CASE_KEYS",
     "DEFAULT_URL",
+    "Holder",
+    "Lease",
+    "LeaseHeld",
     "NAME_PATTERN",
     "SCHEMAS",
     "SCHEMA_VERSION",
@@ -31,4 +36,5 @@ __all__ = [
     "ResultStore",
     "StoreError",
     "filesystem",
+    "lease_seconds",
 ]
