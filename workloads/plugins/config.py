@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from dragsaw.workloads.pdcr.config import PDCRConfig
-from dragsaw.workloads.uafr import CBAM, UAFR, SqueezeExcitation
+from dragsaw.workloads.uafr.attention import CBAM, SqueezeExcitation
+from dragsaw.workloads.uafr.uafr import UAFR
 
 
 class _Strict(BaseModel):
