@@ -105,3 +105,49 @@ def test_asha_prunes_into_the_study_the_store_and_status_and_best_exports_a_runn
                       timeout=900)
     assert confirm.returncode == 0, confirm.stdout[-3000:] + confirm.stderr[-3000:]
     assert "3 trials finished, 0 failed" in confirm.stdout
+
+
+MO_SPEC = """\
+name: mo-folds
+store: {store}
+datasets:
+  - name: mc
+    root: {root}
+    synthetic: {{n: 10, size: [64, 64], seed: 0}}
+    folds: [test, train]
+model: {{name: unet, width: 0.125}}
+train: {{epochs: 2, batch_size: 4, image_size: [64, 64]}}
+seeds: [0]
+resources: {{cpus: 1}}
+concurrency: 2
+search:
+  num_samples: 3
+  objective: mean_over_folds
+  objectives: [{{metric: dice, mode: max}}, {{metric: train_seconds, mode: min}}]
+  sampler: nsgaii
+  space:
+    train.lr: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
+"""
+
+
+def test_a_multi_objective_search_scored_over_folds_keeps_one_id_per_sample(tmp_path):
+    store_url = str(tmp_path / "results")
+    spec = tmp_path / "mo.yaml"
+    spec.write_text(MO_SPEC.format(store=store_url, root=tmp_path / "mc"))
+    out = dragsaw("run", spec, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "samples this run: 3 COMPLETE" in out.stdout
+    rows = ResultStore(store_url).trial_attempts("mo-folds").to_pylist()
+    samples = [f"mo-folds.mc-{n}" for n in range(3)]
+    assert sorted(r["trial_id"] for r in rows) == sorted(f"{s}-f{f}" for s in samples for f in ("test", "train"))
+    assert all(r["variant"] == r["trial_id"].rsplit("-f", 1)[0] and r["status"] == "completed" for r in rows)
+    best = dragsaw("best", "mo-folds", "--store", store_url, "-f", "json")
+    ranked = json.loads(best.stdout)
+    assert sorted(r["trial_id"] for r in ranked) == samples
+    by_id = {r["trial_id"]: r for r in ranked}
+    for sample in samples:  # the study's values: the mean over the two folds of each objective
+        dice = [json.loads(r["metrics_json"])["dice"] for r in rows if r["variant"] == sample]
+        assert by_id[sample]["values"][0] == pytest.approx(sum(dice) / 2)
+        assert by_id[sample]["state"] == "COMPLETE" and len(by_id[sample]["values"]) == 2
+    front = [r["pareto"] for r in ranked]
+    assert front == sorted(front, reverse=True) and front[0]  # the Pareto front first
