@@ -89,7 +89,7 @@ def test_asha_prunes_into_the_study_the_store_and_status_and_best_exports_a_runn
                    "--export", tmp_path / "confirm.yaml")
     assert best.returncode == 0, best.stderr
     top = json.loads(best.stdout)
-    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -(t.value or 0.0))
     assert [s["trial_id"] for s in top] == [complete[0].user_attrs["dragsaw_sample"],
                                             complete[1].user_attrs["dragsaw_sample"]]
     assert {k: top[0][k] for k in ("number", "state", "value")} == {

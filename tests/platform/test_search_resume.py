@@ -67,6 +67,7 @@ def run_and_kill(spec: Path, store: Path, name: str, env: dict) -> None:
     sample is complete and a later one has a checkpoint mid-way."""
     driver = subprocess.Popen([DRAGSAW, "run", str(spec)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               env=env, start_new_session=True, text=True)
+    assert driver.stdout is not None
     checkpoints = store / "_checkpoints" / name
     deadline = time.monotonic() + 400
     try:

@@ -42,11 +42,16 @@ def new_study(spec: StudySpec, storage=None) -> optuna.Study:
                                load_if_exists=True)
 
 
+def ask(searcher: StudySearcher, tid: str) -> dict:
+    config = searcher.suggest(tid)
+    assert isinstance(config, dict), config
+    return config
+
+
 def run_to(searcher: StudySearcher, tid: str, epochs: list[int], final: dict | None) -> dict:
     """Tune's calls for one trial: results at ``epochs``, then complete with ``final`` (which
     Tune does not pass to on_trial_result when the scheduler stopped the trial on it)."""
-    config = searcher.suggest(tid)
-    assert isinstance(config, dict)
+    config = ask(searcher, tid)
     for e in epochs:
         searcher.on_trial_result(tid, {"epoch": e, "dice": 0.1 * e})
     searcher.on_trial_complete(tid, result=final)
@@ -91,7 +96,7 @@ def test_an_interrupted_sample_stays_running_and_a_new_searcher_resumes_it_under
     stopping = {"now": False}
     first = StudySearcher(spec, study, budget=2, stopping=lambda: stopping["now"])
     run_to(first, "a", [1, 2, 3], {"epoch": 4, "dice": 0.5, "done_trial": 1})
-    config = first.suggest("b")
+    config = ask(first, "b")
     first.on_trial_result("b", {"epoch": 1, "dice": 0.3})
     stopping["now"] = True  # the driver is being stopped: Tune completes the trial without done_trial
     first.on_trial_complete("b", result={"epoch": 2, "dice": 0.35})
@@ -119,7 +124,7 @@ def test_an_invalid_sample_fails_at_once_and_uses_its_budget():
             raise ValueError("pdcr.n.encoder.5: n=128 > 16 positions at 128 px")
 
     searcher = StudySearcher(spec, study, budget=2, validate=validate)
-    config = searcher.suggest("a")
+    config = ask(searcher, "a")
     assert config["number"] == 1 and calls == ["exp.isic2016-0", "exp.isic2016-1"]
     assert study.trials[0].state == TrialState.FAIL and "n=128" in study.trials[0].user_attrs["fail_reason"]
     assert searcher.suggest("b") == Searcher.FINISHED
