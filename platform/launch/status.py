@@ -80,20 +80,31 @@ def status(store: str, name: str | None = None) -> str:
     for exp in names:
         try:
             table = results.trial_attempts(exp)
+            bad = results.incomplete(exp)
         except StoreError as err:
             raise LaunchError(str(err)) from None
         c = count_attempts(table.to_pylist() if table.num_rows else [])
+        # Completed trials whose data is missing or changed count as incomplete, not completed.
+        c.completed -= {t["trial_id"] for t in bad}
+        incomplete = (f", {len(bad)} incomplete ({_names(bad)}: data missing or changed; `dragsaw resume` "
+                      f"re-runs them)" if bad else "")
         expected = "?"
         try:
             expected = str(_expected_trials(load_record(store_url, exp)["spec"]))
         except (LaunchError, KeyError, OSError):
             pass
         running = f", {len(c.running)} running (or lost, if no driver runs it)" if c.running else ""
-        lines.append(f"{exp}: {len(c.completed)} completed, {len(c.failed)} failed, {len(c.interrupted)} interrupted"
+        lines.append(f"{exp}: {len(c.completed)} completed{incomplete}, {len(c.failed)} failed, "
+                     f"{len(c.interrupted)} interrupted"
                      f"{f', {len(c.pruned)} pruned' if c.pruned else ''}{running}; {expected} expected; "
                      f"{c.attempts} attempts: {c.attempts_failed} failed, {c.attempts_lost} lost, "
                      f"{c.attempts_stopped} stopped")
     return "\n".join(lines)
+
+
+def _names(trials: list[dict], most: int = 10) -> str:
+    names = ", ".join(t["trial_id"] for t in trials[:most])
+    return names + (f" and {len(trials) - most} more" if len(trials) > most else "")
 
 
 def _expected_trials(spec_data: dict) -> int | str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Mapping
 
@@ -23,6 +24,7 @@ from dragsaw.platform.leaderboard._family import (
 )
 from dragsaw.platform.leaderboard._scores import CONVENTIONS, METRICS, connect, trial_scores
 from dragsaw.platform.store import ResultStore
+from dragsaw.platform.store._complete import IncompleteTrials, incomplete_trials
 
 _TRIAL_COLUMNS = ["experiment", "dataset", "trial_id", "attempt", "variant", "fold", "seed", "convention",
                   "fraction"]
@@ -35,7 +37,8 @@ GroupKey = tuple[str, str, "float | None"]
 def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset: str | None = None,
                 metric: str = "dice", convention: str | None = None,
                 baseline: str | Mapping[str, str | None] | None = FROM_SPEC,
-                variants: list[str] | None = None, alpha: float = 0.05) -> list[dict]:
+                variants: list[str] | None = None, alpha: float = 0.05,
+                exclude_incomplete: bool = False) -> list[dict]:
     """One row per (experiment, dataset, data fraction, variant) over completed trials (the
     latest completed attempt of each trial_id), recomputed from the ``cases`` counts.
 
@@ -50,6 +53,8 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
     the family. None: no comparisons.
     variants: show only these (and their baselines); the numbers are those of the whole board.
     alpha: level of the ``verdict`` (on the Holm-adjusted p-value).
+    exclude_incomplete: leave out completed trials whose cases file is missing or differs from
+    what they recorded (naming them on stderr); by default they raise ``IncompleteTrials``.
 
     Row keys (see ``COLUMNS`` for each one's meaning): experiment, dataset, fraction, rank,
     variant, metric, convention, empty, n, mean, std, n_runs, n_cases; with a baseline also
@@ -63,7 +68,9 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
     if not 0 < alpha < 1:
         raise ValueError(f"`alpha` must lie in (0, 1), but got {alpha}")
     store = store if isinstance(store, ResultStore) else ResultStore(store)
-    trials = store.completed_trials(experiment, dataset, columns=_TRIAL_COLUMNS)
+    trials = store.completed_trials(experiment, dataset, columns=_TRIAL_COLUMNS + ["written_json"])
+    cases, found = store.load("cases", experiment, dataset, columns=_CASE_COLUMNS)
+    trials = _complete_only(store, trials, found, exclude_incomplete).drop_columns(["written_json"])
     if trials.num_rows == 0:
         _explain_empty(store, experiment)
         return []
@@ -73,7 +80,7 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
     groups = _groups(trials)
     conventions = {key: convention or _stored_convention(store, key, trials, idx) for key, idx in groups.items()}
     convention_of = {i: conventions[key] for key, idx in groups.items() for i in idx}
-    cases = _case_codes(store.read("cases", experiment, dataset, columns=_CASE_COLUMNS))
+    cases = _case_codes(cases)
     con = connect(trials, cases, metric, convention_of)
     try:
         scores, empty = trial_scores(con, trials.num_rows)
@@ -103,6 +110,24 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
     return [row for _, _, rows in boards
             for row in sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["variant"]))
             if shown is None or row["variant"] in shown]
+
+
+def _complete_only(store: ResultStore, trials: pa.Table, found, exclude: bool) -> pa.Table:
+    """``trials`` after checking each one's cases file against what it recorded: IncompleteTrials
+    names those that do not match, or with ``exclude`` they are left out (named on stderr)."""
+    bad = incomplete_trials(trials, {"cases": found})
+    if not bad:
+        return trials
+    if not exclude:
+        raise IncompleteTrials(store.url, bad, hint="; `dragsaw resume` re-runs them, --exclude-incomplete "
+                                                    "leaves them out")
+    for t in bad:
+        print(f"excluded incomplete trial {t['experiment']}/{t['trial_id']} (attempt {t['attempt']}): "
+              f"{'; '.join(t['problems'])}", file=sys.stderr)
+    drop = {(t["experiment"], t["trial_id"]) for t in bad}
+    keep = [(e, i) not in drop for e, i in zip(trials.column("experiment").to_pylist(),
+                                              trials.column("trial_id").to_pylist())]
+    return trials.filter(pa.array(keep, pa.bool_()))
 
 
 def _families(store, trials: pa.Table, baseline, present: list[str]) -> dict[str, Family | None]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dragsaw.platform.experiment.variants import combine, components
-from dragsaw.platform.store import ResultStore
+from dragsaw.platform.store import IncompleteTrials, ResultStore
 from dragsaw.platform.store.records import RecordMissing, load_record
 
 #: The baseline label assumed when the experiment has no saved spec.
@@ -121,6 +121,10 @@ def load_experiment(store_url: str, name: str) -> Experiment:
         hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
         raise ReportError(f"experiment {name!r} is not in the store {store.url}; {hint}"
                           f"experiments there: {', '.join(known) if known else 'none'}")
+    bad = store.incomplete(name)
+    if bad:
+        raise IncompleteTrials(store.url, bad, hint="; `dragsaw resume` re-runs them (or `dragsaw leaderboard "
+                                                    "--exclude-incomplete` shows the board without them)")
     attempts = store.trial_attempts(name).to_pylist()
     completed = store.completed_trials(name).to_pylist()
     trials = [_trial_row(r) for r in completed]

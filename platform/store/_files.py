@@ -9,17 +9,26 @@ process; real S3 answers them concurrently). A compacted file
 fingerprint (size + ETag, or size + mtime locally) of every file it holds. A reader lists
 the partition (one request per 1000 files), keeps the compacted rows of the files whose
 fingerprint still matches, and fetches the rest individually; so a compacted file is only
-ever a cache: a stale one costs a request, never a wrong row. Writers never touch it.
+ever a cache: a stale one costs a request, never a wrong row, and an unreadable one is
+ignored with a warning (and rebuilt by the next ``compact``). Writers never touch it; two
+compactors racing both write a valid cache (each names the exact files it holds).
+
+Every file read is accounted for (``Source``: fingerprint, sha256 of its bytes, rows), so
+that readers can check a completed trial's recorded ``written_json`` against what is there.
+A compacted file records its sources' hashes, so a compacted read needs no source fetch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +40,22 @@ from dragsaw.platform.store._schema import SCHEMA_VERSION, TABLE_KEY, VERSION_KE
 COMPACT_NAME = "_compact.parquet"
 SOURCE_COLUMN = "_file"
 SOURCES_KEY = b"dragsaw.sources"
+HASHES_KEY = b"dragsaw.source_hashes"
+
+log = logging.getLogger("dragsaw.store")
+
+
+class Source(NamedTuple):
+    """One result file as read: listing fingerprint, sha256 of its bytes (None: unknown), rows."""
+
+    fingerprint: str | None
+    sha256: str | None
+    rows: int
+
+
+def digest(data: bytes) -> str:
+    """Hex sha256 of a file's bytes (what ``written_json`` records)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 class Files:
@@ -80,6 +105,27 @@ class Files:
             return {}
         return {path: _fingerprint(info) for path, info in found.items() if path.startswith(base + "/")}
 
+    def listing_prefix(self, folder: str, prefix: str) -> dict[str, str | None]:
+        """The files directly in ``folder`` whose name starts with ``prefix``: path -> fingerprint
+        (one prefix LIST request on object stores; a directory scan locally)."""
+        try:
+            if self.local:
+                out = {}
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        if entry.name.startswith(prefix):
+                            try:
+                                st = entry.stat()
+                            except FileNotFoundError:
+                                continue
+                            out[f"{folder}/{entry.name}"] = f"{st.st_size}:{st.st_mtime_ns}"
+                return out
+            found = self.fs.find(folder, prefix=prefix, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            self._require_bucket()
+            return {}
+        return {p: _fingerprint(info) for p, info in found.items() if p.rsplit("/", 1)[0] == folder}
+
     def list_dir(self, path: str) -> list[str]:
         try:
             if self.local:
@@ -124,29 +170,29 @@ class Files:
         return out
 
     def read_partitions(self, table: str, listing: dict[str, str | None], schema: pa.Schema,
-                        keep_source: bool = False) -> tuple[pa.Table, dict[str, dict[str, str | None]]]:
+                        keep_source: bool = False) -> tuple[pa.Table, dict[str, dict[str, Source]]]:
         """Rows of every result file in ``listing`` (compacted rows where still valid, the other
         files fetched), cast to ``schema``; with ``keep_source`` a ``_file`` column is kept.
-        Also returns, per partition folder, the fingerprints of the result files read."""
-        folders: dict[str, dict[str, str | None]] = defaultdict(dict)
-        compacts: dict[str, str] = {}
-        for path, fp in listing.items():
-            folder, name = path.rsplit("/", 1)
-            if name == COMPACT_NAME:
-                compacts[folder] = path
-            elif name.endswith(".parquet") and name[0] not in "._":
-                folders[folder][name] = fp
+        Also returns, per partition folder, a ``Source`` for each result file read. An
+        unreadable compacted file is ignored with a warning (its sources are fetched)."""
+        folders, compacts = split_listing(listing)
         parts: list[pa.Table] = []
-        covered: dict[str, set[str]] = defaultdict(set)
+        read: dict[str, dict[str, Source]] = defaultdict(dict)
         blobs = self.fetch(sorted(compacts[f] for f in compacts if f in folders))
         for folder in sorted(folders):
             path = compacts.get(folder)
-            if path in blobs:
+            if path not in blobs:
+                continue
+            try:
                 rows, valid = self.parse_compact(table, path, blobs[path], folders[folder], schema)
-                parts.append(rows if keep_source else rows.drop_columns([SOURCE_COLUMN]))
-                covered[folder] = valid
+            except StoreError as err:
+                log.warning("warning: ignoring the compacted cache (%s); reading its files one by one; "
+                            "`dragsaw compact` rebuilds it", err)
+                continue
+            parts.append(rows if keep_source else rows.drop_columns([SOURCE_COLUMN]))
+            read[folder].update(valid)
         wanted = [f"{folder}/{name}" for folder in sorted(folders) for name in sorted(folders[folder])
-                  if name not in covered[folder]]
+                  if name not in read[folder]]
         blobs = self.fetch(wanted)
         items = sorted(blobs.items())
 
@@ -162,23 +208,50 @@ class Files:
 
         if pooled:
             with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-                parts += list(pool.map(parse, items))
+                fetched = list(pool.map(parse, items))
         else:
-            parts += [parse(item) for item in items]
-        read = {folder: {n: fp for n, fp in files.items() if n in covered[folder]
-                         or f"{folder}/{n}" in blobs} for folder, files in folders.items()}
+            fetched = [parse(item) for item in items]
+        for (path, data), rows in zip(items, fetched):
+            folder, name = path.rsplit("/", 1)
+            read[folder][name] = Source(folders[folder][name], digest(data), rows.num_rows)
+        parts += fetched
         if not parts:
             empty = schema.append(pa.field(SOURCE_COLUMN, pa.string())) if keep_source else schema
-            return empty.empty_table(), read
-        return pa.concat_tables(parts), read
+            return empty.empty_table(), dict(read)
+        return pa.concat_tables(parts), dict(read)
+
+    def compact_sources(self, listing: dict[str, str | None], table: str) -> dict[str, dict[str, Source]]:
+        """Per partition folder, the still-valid sources recorded in its compacted file (its
+        footer only is read); unreadable compacted files are ignored with a warning."""
+        folders, compacts = split_listing(listing)
+        out: dict[str, dict[str, Source]] = {}
+        for folder, path in sorted(compacts.items()):
+            if folder not in folders:
+                continue
+            try:
+                with self.fs.open(path, "rb") as f:
+                    meta = pq.read_schema(f).metadata or {}
+                self._check_meta(table, path, meta)
+                out[folder] = _valid_sources(meta, folders[folder])
+            except FileNotFoundError:
+                continue
+            except Exception as err:  # noqa: BLE001 - a cache must never block a read
+                log.warning("warning: ignoring the compacted cache %s: %s", self._where(path), err)
+        return out
 
     def parse(self, table: str, path: str, data: bytes, schema: pa.Schema,
               extra: Sequence[str] = (), use_threads: bool = True) -> pa.Table:
         """One file's rows cast to ``schema`` (plus ``extra`` columns as stored), after checking
-        that it is a dragsaw file of ``table`` no newer than this code."""
+        that it is a dragsaw file of ``table`` no newer than this code. Nullable columns the
+        file predates (e.g. ``written_json``) read as nulls."""
         pf, meta = self._open(table, path, data)
         try:
-            rows = pf.read(columns=list(schema.names) + list(extra), use_threads=use_threads)
+            stored = set(pf.schema_arrow.names)
+            absent = [f.name for f in schema if f.name not in stored and f.nullable]
+            rows = pf.read(columns=[n for n in schema.names if n not in absent] + list(extra),
+                           use_threads=use_threads)
+            for name in absent:
+                rows = rows.append_column(schema.field(name), pa.nulls(rows.num_rows, schema.field(name).type))
             cast = rows.select(schema.names).cast(schema)
             for name in extra:
                 cast = cast.append_column(rows.schema.field(name), rows.column(name))
@@ -189,17 +262,14 @@ class Files:
                              f"{err}") from None
 
     def parse_compact(self, table: str, path: str, data: bytes, current: dict[str, str | None],
-                      schema: pa.Schema) -> tuple[pa.Table, set[str]]:
-        """Rows of a compacted file whose source file is unchanged (same fingerprint, not None),
-        with their ``_file`` column; and the names of those sources."""
+                      schema: pa.Schema) -> tuple[pa.Table, dict[str, Source]]:
+        """Rows of a compacted file whose source file is unchanged (same fingerprint, not None,
+        hash recorded), with their ``_file`` column; and a ``Source`` for each of them."""
         _, meta = self._open(table, path, data)
-        try:
-            sources = json.loads(meta.get(SOURCES_KEY, b"{}"))
-        except ValueError:
-            sources = {}
-        valid = {n for n, fp in sources.items() if fp is not None and current.get(n) == fp}
+        valid = _valid_sources(meta, current)
         rows = self.parse(table, path, data, schema, extra=[SOURCE_COLUMN])
-        if len(valid) < len(sources):
+        names = set(rows.column(SOURCE_COLUMN).unique().to_pylist())
+        if names - set(valid):
             rows = rows.filter(pc.field(SOURCE_COLUMN).isin(pa.array(sorted(valid), pa.string())))
         return rows, valid
 
@@ -209,6 +279,10 @@ class Files:
         except Exception as err:
             raise StoreError(f"{self._where(path)} is not a readable Parquet file: {err}") from None
         meta = pf.schema_arrow.metadata or {}
+        self._check_meta(table, path, meta)
+        return pf, meta
+
+    def _check_meta(self, table: str, path: str, meta: dict) -> None:
         if VERSION_KEY not in meta or meta.get(TABLE_KEY) != table.encode():
             raise StoreError(f"{self._where(path)} is not a dragsaw {table!r} file (its metadata lacks "
                              f"{VERSION_KEY.decode()} and {TABLE_KEY.decode()}={table})")
@@ -216,20 +290,46 @@ class Files:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self._where(path)} was written with schema version {version}, but this "
                              f"dragsaw reads versions up to {SCHEMA_VERSION}: upgrade dragsaw to read this store")
-        return pf, meta
 
     def _where(self, path: str) -> str:
         return f"result store {self.url}: file {path[len(self.root) + 1:]}"
 
 
-def to_parquet(table_name: str, table: pa.Table, sources: dict[str, str | None] | None = None) -> bytes:
-    """Parquet bytes of ``table`` with the dragsaw metadata (and, for a compacted file, its sources)."""
+def to_parquet(table_name: str, table: pa.Table, sources: dict[str, Source] | None = None) -> bytes:
+    """Parquet bytes of ``table`` with the dragsaw metadata (and, for a compacted file, the
+    fingerprint, hash and row count of each source it holds)."""
     meta = {VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: table_name.encode()}
     if sources is not None:
-        meta[SOURCES_KEY] = json.dumps(sources, sort_keys=True).encode()
+        meta[SOURCES_KEY] = json.dumps({n: s.fingerprint for n, s in sources.items()}, sort_keys=True).encode()
+        meta[HASHES_KEY] = json.dumps({n: [s.sha256, s.rows] for n, s in sources.items()},
+                                      sort_keys=True).encode()
     sink = pa.BufferOutputStream()
     pq.write_table(table.replace_schema_metadata(meta), sink)
     return sink.getvalue().to_pybytes()
+
+
+def split_listing(listing: dict[str, str | None]) -> tuple[dict[str, dict[str, str | None]], dict[str, str]]:
+    """(folder -> {result file name -> fingerprint}, folder -> compacted file path)."""
+    folders: dict[str, dict[str, str | None]] = defaultdict(dict)
+    compacts: dict[str, str] = {}
+    for path, fp in listing.items():
+        folder, name = path.rsplit("/", 1)
+        if name == COMPACT_NAME:
+            compacts[folder] = path
+        elif name.endswith(".parquet") and name[0] not in "._":
+            folders[folder][name] = fp
+    return dict(folders), compacts
+
+
+def _valid_sources(meta: dict, current: dict[str, str | None]) -> dict[str, Source]:
+    """The sources a compacted file's metadata records that are unchanged in ``current``."""
+    try:
+        prints = json.loads(meta.get(SOURCES_KEY, b"{}"))
+        hashes = json.loads(meta.get(HASHES_KEY, b"{}"))
+    except ValueError:
+        return {}
+    return {n: Source(fp, hashes[n][0], int(hashes[n][1])) for n, fp in prints.items()
+            if fp is not None and current.get(n) == fp and n in hashes}
 
 
 def _fingerprint(info: dict) -> str | None:

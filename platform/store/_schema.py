@@ -76,6 +76,10 @@ TRIALS = pa.schema(_IDS + [
     pa.field("ended_at", _TS, nullable=False),
     pa.field("duration_s", pa.float64(), nullable=False),
     pa.field("error", pa.string()),
+    # What this attempt wrote, so readers can tell missing or replaced data from none:
+    # {"epochs": {"rows": n, "bytes": b, "sha256": hex}, "cases": {...}} (rows 0: no file);
+    # null in rows written before it existed (not verifiable).
+    pa.field("written_json", pa.string()),
 ])
 
 EPOCHS = pa.schema(_IDS + [
@@ -112,9 +116,10 @@ EMPTY_RULES = ("nan", "one")
 CONVENTIONS = ("paper2d", "foreground")
 
 
-def trial_table(trial: Mapping[str, Any]) -> pa.Table:
+def trial_table(trial: Mapping[str, Any], written: Mapping[str, Any] | None = None) -> pa.Table:
     """One trials row from the launcher's trial dict (keys ``TRIAL_KEYS``); ValueError names
-    every missing or unknown key, or the field whose value is wrong."""
+    every missing or unknown key, or the field whose value is wrong. ``written``: what the
+    attempt wrote ({table: {"rows", "bytes", "sha256"}}), stored as ``written_json``."""
     if not isinstance(trial, Mapping):
         raise TypeError(f"`trial` must be a dict with keys {list(TRIAL_KEYS)}, but got {type(trial).__name__}")
     missing = [k for k in TRIAL_KEYS if k not in trial]
@@ -154,7 +159,8 @@ def trial_table(trial: Mapping[str, Any]) -> pa.Table:
                versions_json=to_json("versions", _mapping("versions", trial["versions"])),
                **{k: redact(_text(k, trial[k])) for k in ("spec_hash", "git_commit", "hardware", "node")},
                started_at=started, ended_at=ended, duration_s=(ended - started).total_seconds(),
-               error=None if error is None else redact(error))
+               error=None if error is None else redact(error),
+               written_json=None if written is None else json.dumps(written, sort_keys=True))
     return pa.Table.from_pylist([row], schema=TRIALS)
 
 

@@ -10,14 +10,17 @@ Layout under the root URL (hive-style partitions, so readers prune by path)::
 The partition values are repeated as columns inside every file, so a file means the same
 wherever it is copied; paths only serve pruning. Epochs and cases are keyed by trial only:
 a retried or resumed trial rewrites them, so a result never counts twice. Write order is
-epochs, cases, then the trials row, so a trials row with status "completed" implies its
-data is there. Files whose name starts with "." or "_" (temp files of a killed writer,
-probes) are never read as results; ``_compact.parquet`` is a validated cache (``compact``).
+epochs, cases, then the trials row, and every trials row records what its attempt wrote
+(``written_json``: rows, bytes, sha256 per file), so readers can tell a completed trial whose
+data is missing or replaced (``incomplete``; see ``_complete``). Files whose name starts with
+"." or "_" (temp files of a killed writer, probes) are never read as results;
+``_compact.parquet`` is a validated cache (``compact``): never required, never trusted blindly.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
@@ -25,7 +28,15 @@ from contextlib import contextmanager
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dragsaw.platform.store._files import COMPACT_NAME, Files, to_parquet
+from dragsaw.platform.store._complete import FileKey, incomplete_trials
+from dragsaw.platform.store._files import (
+    COMPACT_NAME,
+    Files,
+    Source,
+    digest,
+    split_listing,
+    to_parquet,
+)
 from dragsaw.platform.store._location import DEFAULT_URL, StoreError, filesystem, is_local, redact
 from dragsaw.platform.store._schema import (
     SCHEMAS,
@@ -96,10 +107,12 @@ class ResultStore:
         trials row, in that order. Everything is checked and encoded before anything is
         written (ValueError names the field); an empty ``epochs`` or ``cases`` list writes no
         file (and leaves an earlier attempt's file alone)."""
-        row = trial_table(trial)
         ids = identity(trial)
-        data = {"epochs": epochs_table(ids, epochs), "cases": cases_table(ids, cases), "trials": row}
+        data = {"epochs": epochs_table(ids, epochs), "cases": cases_table(ids, cases)}
         payload = {name: to_parquet(name, table) for name, table in data.items() if table.num_rows}
+        written = {name: ({"rows": data[name].num_rows, "bytes": len(payload[name]), "sha256": digest(payload[name])}
+                          if name in payload else {"rows": 0}) for name in data}
+        payload["trials"] = to_parquet("trials", trial_table(trial, written))
         e, d, t, a = ids["experiment"], ids["dataset"], ids["trial_id"], ids["attempt"]
         for name in TABLES:  # epochs, cases, trials: the trials row last
             if name in payload:
@@ -112,38 +125,32 @@ class ResultStore:
     def compact(self, experiment: str | None = None) -> dict[str, int]:
         """Write ``_compact.parquet`` into every partition (of ``experiment``, or all) whose files
         are not all in its current compacted file, so that later reads take one request per
-        partition instead of one per trial. Safe while trials are being written (see
-        ``_files``). Returns {table: number of compacted files written}."""
+        partition instead of one per trial. Safe while trials are being written and while
+        another process compacts (the file is a cache keyed by the exact files it holds; see
+        ``_files``); an unreadable compacted file is replaced. Returns {table: number of
+        compacted files written}."""
         written = {}
         for table in TABLES:
             schema = SCHEMAS[table]
             with self._io(f"list {table} in"):
                 listing = self._files.listing(self.partition(table, experiment))
-            folders = {p.rsplit("/", 1)[0] for p in listing if p.endswith(".parquet")}
+            folders, _ = split_listing(listing)
+            current = self._files.compact_sources(listing, table)
             count = 0
             for folder in sorted(folders):
+                if set(current.get(folder, {})) == set(folders[folder]):
+                    continue  # the compacted file holds exactly the partition's files
                 part = {p: fp for p, fp in listing.items() if p.rsplit("/", 1)[0] == folder}
                 with self._io(f"read {table} from"):
                     rows, read = self._files.read_partitions(table, part, schema, keep_source=True)
                 sources = read.get(folder, {})
-                if not sources or self._is_current(table, folder, part, sources):
+                if not sources:
                     continue
                 with self._io(f"write a compacted {table} file to"):
                     self._files.put(f"{folder}/{COMPACT_NAME}", to_parquet(table, rows, sources))
                 count += 1
             written[table] = count
         return written
-
-    def _is_current(self, table: str, folder: str, part: dict, sources: dict) -> bool:
-        """Whether the partition's compacted file already holds exactly ``sources``."""
-        path = f"{folder}/{COMPACT_NAME}"
-        if path not in part:
-            return False
-        blob = self._files.fetch([path]).get(path)
-        if blob is None:
-            return False
-        _, valid = self._files.parse_compact(table, path, blob, sources, SCHEMAS[table])
-        return valid == set(sources)
 
     # -- reading -------------------------------------------------------------------------
     def experiments(self) -> list[str]:
@@ -159,16 +166,57 @@ class ResultStore:
         """All rows of ``table`` ("trials" | "epochs" | "cases"), pruned by path to an
         experiment and/or dataset; ``columns`` selects columns. The schema is exactly
         ``SCHEMAS[table]`` (restricted to ``columns``, in that order)."""
+        return self.load(table, experiment, dataset, columns)[0]
+
+    def load(self, table: str, experiment: str | None = None, dataset: str | None = None,
+             columns: Sequence[str] | None = None) -> tuple[pa.Table, dict[FileKey, Source]]:
+        """``read`` plus what was read: (experiment, dataset, trial_id) -> ``Source`` (fingerprint,
+        sha256, rows) of each file, for ``incomplete_trials``."""
         _check_table(table)
         schema = _project(SCHEMAS[table], columns)
-        base = self.partition(table, experiment, dataset)
         with self._io(f"list {table} in"):
-            listing = self._files.listing(base)
-        if dataset is not None and experiment is None:
-            listing = {p: fp for p, fp in listing.items() if f"/dataset={dataset}/" in p[len(base):]}
+            listing = self._listing(table, experiment, dataset)
         with self._io(f"read {table} from"):
-            rows, _ = self._files.read_partitions(table, listing, schema)
-        return rows
+            rows, read = self._files.read_partitions(table, listing, schema)
+        return rows, _by_trial(read)
+
+    def sources(self, table: str, experiment: str | None = None, dataset: str | None = None
+                ) -> dict[FileKey, Source]:
+        """The result files of ``table`` without reading them: one listing plus the footers of
+        compacted files (which record their sources' hashes); files not in a valid compacted
+        file have sha256 None and rows -1."""
+        _check_table(table)
+        with self._io(f"list {table} in"):
+            listing = self._listing(table, experiment, dataset)
+            known = self._files.compact_sources(listing, table)
+        folders, _ = split_listing(listing)
+        found = {folder: {n: known.get(folder, {}).get(n) or Source(fp, None, -1) for n, fp in files.items()}
+                 for folder, files in folders.items()}
+        return _by_trial(found)
+
+    def incomplete(self, experiment: str | None = None, dataset: str | None = None,
+                   tables: Sequence[str] = ("epochs", "cases")) -> list[dict]:
+        """Completed trials (latest completed attempt) whose epochs or cases files are missing or
+        differ from what the attempt recorded, checked from listings and compacted files'
+        footers (sizes for uncompacted files, hashes where compacted): dicts (experiment,
+        dataset, trial_id, attempt, problems). Readers that fetch the files check hashes."""
+        trials = self.completed_trials(experiment, dataset, columns=CHECK_COLUMNS)
+        if not trials.num_rows:
+            return []
+        return incomplete_trials(trials, {t: self.sources(t, experiment, dataset) for t in tables})
+
+    def attempts_of(self, experiment: str, dataset: str, trial_id: str) -> pa.Table:
+        """One trial's trials rows (every attempt), sorted by attempt, read by path: one listing
+        of ``{trial_id}-a*`` (a prefix request on object stores) and those files only, so the
+        cost does not grow with the number of trials stored."""
+        folder = self.partition("trials", experiment, dataset)
+        pattern = re.compile(rf"{re.escape(trial_id)}-a(\d+)\.parquet")
+        with self._io("list trials in"):
+            listing = self._files.listing_prefix(folder, f"{trial_id}-a")
+        listing = {p: fp for p, fp in listing.items() if pattern.fullmatch(p.rsplit("/", 1)[1])}
+        with self._io("read trials from"):
+            rows, _ = self._files.read_partitions("trials", listing, SCHEMAS["trials"])
+        return rows.sort_by([("attempt", "ascending")])
 
     def trial_attempts(self, experiment: str | None = None) -> pa.Table:
         """The trials table (one row per attempt), sorted by experiment, trial_id, attempt."""
@@ -176,10 +224,12 @@ class ResultStore:
         return rows.sort_by([("experiment", "ascending"), ("trial_id", "ascending"), ("attempt", "ascending")])
 
     def completed(self, experiment: str) -> set[str]:
-        """trial_ids of ``experiment`` with a completed attempt (what a resume may skip)."""
+        """trial_ids of ``experiment`` with a completed attempt whose data is all there (what a
+        resume may skip): a completed trial whose epochs or cases file is missing or changed
+        (``incomplete``) is not in it, so a resume re-runs it."""
         rows = self.read("trials", experiment, columns=["trial_id", "status"])
         done = rows.filter(pc.field("status") == "completed")
-        return set(done.column("trial_id").to_pylist())
+        return set(done.column("trial_id").to_pylist()) - {t["trial_id"] for t in self.incomplete(experiment)}
 
     def completed_trials(self, experiment: str | None = None, dataset: str | None = None,
                          columns: Sequence[str] | None = None) -> pa.Table:
@@ -196,6 +246,13 @@ class ResultStore:
         return rows if columns is None else rows.select(list(columns))
 
     # -- internals -----------------------------------------------------------------------
+    def _listing(self, table: str, experiment: str | None, dataset: str | None) -> dict[str, str | None]:
+        base = self.partition(table, experiment, dataset)
+        listing = self._files.listing(base)
+        if dataset is not None and experiment is None:
+            listing = {p: fp for p, fp in listing.items() if f"/dataset={dataset}/" in p[len(base):]}
+        return listing
+
     @contextmanager
     def _io(self, what: str):
         try:
@@ -205,6 +262,21 @@ class ResultStore:
         except Exception as err:  # filesystem and network errors of any backend
             detail = str(err) or type(err).__name__
             raise StoreError(f"result store {self.url}: cannot {what} it: {type(err).__name__}: {detail}") from None
+
+
+#: Trials columns ``incomplete_trials`` needs.
+CHECK_COLUMNS = ["experiment", "dataset", "trial_id", "attempt", "written_json"]
+
+
+def _by_trial(read: dict[str, dict[str, Source]]) -> dict[FileKey, Source]:
+    """{folder: {file name: Source}} -> {(experiment, dataset, trial_id): Source}."""
+    out = {}
+    for folder, files in read.items():
+        parts = folder.rsplit("/", 2)
+        e, d = parts[-2].split("=", 1)[-1], parts[-1].split("=", 1)[-1]
+        for name, source in files.items():
+            out[(e, d, name[: -len(".parquet")])] = source
+    return out
 
 
 def _check_table(table: str) -> None:

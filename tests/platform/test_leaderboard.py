@@ -21,7 +21,7 @@ from dragsaw.platform.leaderboard import (
     holm,
     leaderboard,
 )
-from dragsaw.platform.store import ResultStore
+from dragsaw.platform.store import IncompleteTrials, ResultStore
 
 from .test_store import make_trial
 
@@ -292,13 +292,17 @@ def test_same_answer_local_and_s3(local_store_url, s3_store_url):
     assert format_rows(leaderboard(s3_store_url, baseline="A"), "json") == format_rows(local, "json")
 
 
-def test_only_cases_of_the_counted_attempt(local_store_url):
+def test_only_cases_of_the_counted_attempt(local_store_url, capsys):
     """Cases rewritten by a later attempt that did not complete never stand in for the
-    completed attempt's cases."""
+    completed attempt's cases, and the completed trial is not dropped silently: it is named
+    (IncompleteTrials), or left out only when asked, and named then too."""
     store = ResultStore(local_store_url)
     write_hand(store, variants={"A": HAND["A"]})
     assert by_variant(leaderboard(store))["A"]["n"] == 2
     store.write_trial(make_trial("isic2016-A-s1", experiment="hand", variant="A", seed=1, attempt=2,
                                  status="failed", metrics={}), [], case_rows([symmetric(0)] * 3))
-    row = by_variant(leaderboard(store))["A"]
+    with pytest.raises(IncompleteTrials, match=r"1 completed trial\(s\).*hand/isic2016-A-s1 \(cases file differs"):
+        leaderboard(store)
+    row = by_variant(leaderboard(store, exclude_incomplete=True))["A"]
+    assert "excluded incomplete trial hand/isic2016-A-s1 (attempt 1)" in capsys.readouterr().err
     assert row["n"] == 1 and row["mean"] == pytest.approx((0.8 + 0.9 + 0.6) / 3) and math.isnan(row["std"])
