@@ -32,7 +32,8 @@ def _leaderboard(args: argparse.Namespace) -> int:
     store.check_readable()
     try:
         rows = leaderboard(store, experiment=args.experiment, dataset=args.dataset, metric=args.metric,
-                           convention=args.convention, baseline=baseline, alpha=args.alpha)
+                           convention=args.convention, baseline=baseline, alpha=args.alpha,
+                           exclude_incomplete=args.exclude_incomplete)
     except ValueError as err:  # an unknown experiment, dataset, variant or baseline
         raise UsageError(str(err)) from None
     if not rows:
@@ -117,6 +118,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output format (default: table; json writes undefined values as null)")
     p.add_argument("--no-legend", action="store_true",
                    help="leave out the column legend under table and markdown output")
+    p.add_argument("--exclude-incomplete", action="store_true",
+                   help="leave out completed trials whose cases data is missing or differs from what they "
+                        "recorded, naming them on stderr (default: exit 2 naming them)")
     p.set_defaults(func=_leaderboard)
 
     p = sub.add_parser("report", parents=[store],

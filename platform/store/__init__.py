@@ -6,10 +6,12 @@ root, hive-partitioned by experiment and dataset, every file written whole.
     store.write_trial(trial, epochs, cases)      # one attempt; retries rewrite, never duplicate
     store.read("cases", experiment="table4")     # pyarrow.Table with schema SCHEMAS["cases"]
     store.compact("table4")                      # one file per partition for fast reads (a cache)
+    store.incomplete("table4")                   # completed trials whose data is missing or changed
     fs, root = filesystem(url)                   # the same filesystem, for files kept beside results
     with Lease(url, "table4"):                   # one driver per experiment (LeaseHeld names the holder)
 """
 
+from dragsaw.platform.store._complete import IncompleteTrials
 from dragsaw.platform.store._lease import Holder, Lease, LeaseHeld, lease_seconds
 from dragsaw.platform.store._location import DEFAULT_URL, StoreError, filesystem
 from dragsaw.platform.store._schema import (
@@ -26,6 +28,7 @@ __all__ = [
     "CASE_KEYS",
     "DEFAULT_URL",
     "Holder",
+    "IncompleteTrials",
     "Lease",
     "LeaseHeld",
     "NAME_PATTERN",
