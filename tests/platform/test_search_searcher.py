@@ -183,10 +183,37 @@ def test_s3_journal_rebuilds_the_study_on_a_fresh_machine_and_orders_racing_writ
     again = new_study(spec, fresh)
     assert [(t.state, t.intermediate_values) for t in again.trials] == [
         (TrialState.COMPLETE, {1: 0.1, 2: 0.2, 4: 0.6}), (TrialState.PRUNED, {1: 0.1, 2: 0.3})]
-    # Eight writers (each its own backend, as separate drivers would be) race for the next objects.
+    race(f"{s3_store_url}/race")
+
+
+@pytest.mark.integration
+def test_s3_journal_orders_racing_writers_on_seaweedfs(monkeypatch):
+    """SeaweedFS answers a create-only conflict without moto's Condition field (s3fs then
+    raises OSError, not FileExistsError): the journal still takes the next number."""
+    import boto3
+
+    from .seaweed_server import ACCESS_KEY, SECRET_KEY, start_seaweed, stop_seaweed
+
+    proc, endpoint, folder = start_seaweed()
+    try:
+        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                     region_name="us-east-1").create_bucket(Bucket="journal")
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("DRAGSAW_S3_ENDPOINT", endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        race("s3://journal/results/race")
+    finally:
+        stop_seaweed(proc, folder)
+
+
+def race(url: str) -> None:
+    """Eight writers (each its own backend, as separate drivers would be) race for the next
+    objects: every record lands once, each writer's in its order, readable from any offset."""
     from dragsaw.platform.search.journal import ObjectJournalBackend
 
-    url = f"{s3_store_url}/race"
     errors: list[BaseException] = []
 
     def write(k: int) -> None:
