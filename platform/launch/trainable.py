@@ -73,7 +73,11 @@ def ensure_data(trial: dict, context: dict) -> None:
             write_synthetic(recipe["kind"], root, **options)
 
 
-def _attempts(store: ResultStore, experiment: str, trial_id: str) -> list[dict]:
+def _attempts(store: ResultStore, experiment: str, trial_id: str, dataset: str | None = None) -> list[dict]:
+    """A trial's stored attempts; with its dataset read by path (one prefix listing and its own
+    files: flat in the number of trials stored), else from the experiment's trials table."""
+    if dataset is not None:
+        return store.attempts_of(experiment, dataset, trial_id).to_pylist()
     table = store.trial_attempts(experiment)
     if not table.num_rows:
         return []
@@ -92,12 +96,12 @@ def _row_of(stored: dict) -> dict:
             "error": stored["error"]}
 
 
-def mark_lost(store: ResultStore, experiment: str, trial_id: str, why: str) -> int:
+def mark_lost(store: ResultStore, experiment: str, trial_id: str, why: str, dataset: str | None = None) -> int:
     """Rewrite every ``running`` row of a trial as ``lost`` (its worker or node died: no
     outcome was written), with ``why`` as its error; ended_at is when this was noticed.
     Returns the number of rows rewritten."""
     lost = 0
-    for stored in _attempts(store, experiment, trial_id):
+    for stored in _attempts(store, experiment, trial_id, dataset):
         if stored["status"] != "running":
             continue
         row = _row_of(stored)
@@ -122,11 +126,11 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
 
     store = ResultStore(context["store_url"])
     checkpoints = CheckpointStore(context["store_url"], trial["experiment"])
-    earlier = _attempts(store, trial["experiment"], trial["trial_id"])
+    earlier = _attempts(store, trial["experiment"], trial["trial_id"], trial["dataset"])
     attempt = max((a["attempt"] for a in earlier), default=0) + 1
     if any(a["status"] == "running" for a in earlier):
         mark_lost(store, trial["experiment"], trial["trial_id"],
-                  f"its worker or node died (attempt {attempt} started on {_node()})")
+                  f"its worker or node died (attempt {attempt} started on {_node()})", trial["dataset"])
     cpus = max(1, int(trial.get("resources", {}).get("cpu", 1)))
     torch.set_num_threads(cpus)
     started = _now()
