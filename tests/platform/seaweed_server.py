@@ -49,7 +49,7 @@ def start_seaweed(timeout: float = 60.0) -> tuple[subprocess.Popen, str, str]:
          f"-filer.localSocket={folder}/filer.sock", f"-s3.localSocket={folder}/s3.sock",
          "-master.volumeSizeLimitMB=64", "-volume.max=0", "-volume.preStopSeconds=0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    proc.ports = (mp, vp, fp, sp)  # type: ignore[attr-defined]
+    setattr(proc, "ports", (mp, vp, fp, sp))  # for stop_seaweed: the sockets named by port
     endpoint = f"http://127.0.0.1:{sp}"
     import boto3
 
