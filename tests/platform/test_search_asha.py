@@ -7,6 +7,7 @@ and runs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import optuna
 import pytest
@@ -151,3 +152,33 @@ def test_a_multi_objective_search_scored_over_folds_keeps_one_id_per_sample(tmp_
         assert by_id[sample]["state"] == "COMPLETE" and len(by_id[sample]["values"]) == 2
     front = [r["pareto"] for r in ranked]
     assert front == sorted(front, reverse=True) and front[0]  # the Pareto front first
+
+
+def test_a_sample_that_cannot_run_is_fail_in_the_study_and_never_retried(tmp_path):
+    """A sample whose configuration the model refuses at run time (here enqueued by hand with
+    PDCR n = 2048 on a layer of at most 32 x 32 positions, as a warm start could) ends FAIL in the
+    study after one attempt, recorded ``failed`` with the reason; the search goes on."""
+    from optuna.storages.journal import JournalFileBackend
+
+    from dragsaw.platform.search.storage import journal_location
+
+    store_url = str(tmp_path / "results")
+    spec = tmp_path / "fail.yaml"
+    text = SPEC.format(store=store_url, root=tmp_path / "isic").replace("name: asha", "name: cannot-run")
+    text = text.replace("num_samples: 8", "num_samples: 2").replace("epochs: 6", "epochs: 1")
+    text = text.split("  space:")[0] + "  space:\n    pdcr.n: {type: int, low: 8, high: 16}\n"
+    spec.write_text(text.replace("  scheduler: {type: asha, grace_period: 3, reduction_factor: 2}\n", ""))
+    journal = journal_location(store_url, "cannot-run")
+    Path(journal).parent.mkdir(parents=True)
+    storage = optuna.storages.JournalStorage(JournalFileBackend(journal))
+    study = optuna.create_study(storage=storage, study_name="cannot-run.isic2016", direction="maximize")
+    study.enqueue_trial({"pdcr.n": 2048}, skip_if_exists=False)
+    out = dragsaw("run", spec, timeout=900)
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]  # a failed sample: exit 1
+    trials = optuna.load_study(study_name="cannot-run.isic2016", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[0].params == {"pdcr.n": 2048}
+    rows = ResultStore(store_url).trial_attempts("cannot-run").to_pylist()
+    failed = [r for r in rows if r["trial_id"] == "cannot-run.isic2016-0"]
+    assert len(failed) == 1 and failed[0]["status"] == "failed" and "2048" in failed[0]["error"], failed
+    assert "FAILED cannot-run.isic2016-0" in out.stdout and "samples this run: 1 COMPLETE, 1 FAIL" in out.stdout
