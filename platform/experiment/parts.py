@@ -6,7 +6,7 @@ import inspect
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from dragsaw.platform.experiment.errors import raise_problems
 from dragsaw.workloads._checks import closest
@@ -143,10 +143,44 @@ class Resources(_Strict):
         return v
 
 
+class Checkpoints(_Strict):
+    """What a trial keeps in the store's ``_checkpoints`` (``checkpoints: final | none`` is
+    short for ``{keep: ...}``).
+
+    keep: after a trial completes, ``final`` keeps its weights only (``weights.pt``, what the
+    report rebuilds pictures from), ``none`` nothing; pruned trials keep nothing either way.
+    top_k: a search keeps the final weights of its study's best ``top_k`` samples only.
+    While a trial runs, its latest resume checkpoint is uploaded after an epoch when any of:
+    ``every_epochs`` epochs passed since the last upload (null: no such rule),
+    ``every_minutes`` of training passed since it, or the uploads so far plus the last one's
+    duration stay within ``upload_share`` of the trial's training time (so the first epoch is
+    always uploaded, and fast uploads are made every epoch; 0 turns this rule off). The last
+    epoch is never uploaded as a resume checkpoint: the trial completes with it.
+    """
+
+    keep: str = "final"
+    top_k: int = Field(default=3, ge=0)
+    every_epochs: int | None = Field(default=None, ge=1)
+    every_minutes: float = Field(default=30.0, gt=0)
+    upload_share: float = Field(default=0.05, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, v):
+        return {"keep": v} if isinstance(v, str) else v
+
+    @field_validator("keep")
+    @classmethod
+    def _keep(cls, v):
+        if v not in ("final", "none"):
+            raise ValueError(f"keep must be 'final' (the finished trial's weights) or 'none', but got {v!r}")
+        return v
+
+
 class Failure(_Strict):
     """max_failures: retries of a failed trial, each from its last checkpoint."""
 
     max_failures: int = Field(default=1, ge=0)
 
 
-__all__ = ["DatasetSpec", "Resources", "Failure"]
+__all__ = ["DatasetSpec", "Resources", "Failure", "Checkpoints"]

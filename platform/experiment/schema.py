@@ -14,6 +14,7 @@
     resources: {cpus: 1, gpus: 0}     # per trial; gpus may be a fraction of one GPU
     concurrency: null                 # most trials at once (null: as many as the resources allow)
     failure: {max_failures: 1}        # retries, each from the trial's last checkpoint
+    checkpoints: final                # or none, or {keep, top_k, every_epochs, every_minutes, upload_share}
     cache_dir: null                   # preprocessed-case cache (null: $DRAGSAW_CACHE or ~/.cache/dragsaw)
     variants: {baseline: {}, pdcr: {plugins.pdcr: {...}}}  # a grid (see variants.py) ...
     axes: {model.name: [unet, fcn]}
@@ -48,7 +49,7 @@ from pydantic import (
 
 from dragsaw.platform.experiment.configs import OVERRIDABLE, deep_merge, part_problems, unflatten
 from dragsaw.platform.experiment.errors import Loc, raise_problems
-from dragsaw.platform.experiment.parts import DatasetSpec, Failure, Resources
+from dragsaw.platform.experiment.parts import Checkpoints, DatasetSpec, Failure, Resources
 from dragsaw.platform.experiment.variants import axis_entries, combine, label_problems
 from dragsaw.platform.search.probe import probe_problems
 from dragsaw.platform.search.schema import SearchSpec
@@ -77,6 +78,7 @@ class ExperimentSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     concurrency: int | None = Field(default=None, ge=1)
     failure: Failure = Field(default_factory=Failure)
+    checkpoints: Checkpoints = Field(default_factory=Checkpoints)
     cache_dir: str | None = None
     variants: dict[str, dict[str, Any] | None] | None = None
     axes: dict[str, Any] | None = None

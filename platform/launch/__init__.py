@@ -148,7 +148,7 @@ def _launch(spec_path: str, overrides: Sequence[str], store: str | None, address
     state.name, state.store_url, state.results = spec.name, store_url, results
     datasets = prepare_datasets(spec, write=True)
     context = {"store_url": store_url, "spec_hash": digest, "git_commit": git_commit(), "versions": versions(),
-               "synthetic": _synthetic_recipes(spec)}
+               "synthetic": _synthetic_recipes(spec), "checkpoints": spec.checkpoints.model_dump()}
     save_record(store_url, spec, digest)
     state.recorded = True
     state.completed_before = results.completed(spec.name)

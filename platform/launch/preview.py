@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dragsaw.platform.launch.checkpoints import checkpoint_volume
+from dragsaw.platform.launch.packing import packing
 from dragsaw.platform.launch.run import LaunchError
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ class Preview:
     basis: str = ""
     epochs: int = 0
     notes: list[str] = field(default_factory=list)
+    memory: list[str] = field(default_factory=list)  # GPU packing: peak memory per configuration (packing.py)
+    checkpoints: list[str] = field(default_factory=list)  # storage and upload volume (checkpoints.py)
 
     @property
     def count(self) -> int:
@@ -70,6 +74,8 @@ class Preview:
         else:
             lines.append("estimated cost: unknown until the data is here (the number of training images per "
                          "epoch is not known without it), or measured once the experiment has stored epochs")
+        lines += self.checkpoints
+        lines += self.memory
         lines += [f"note: {n}" for n in self.notes]
         if self.missing:
             lines.append(f"dataset roots missing here ({len(self.missing)}):")
@@ -92,6 +98,7 @@ def preview(spec: ExperimentSpec, store_url: str | None = None) -> Preview:
     else:
         out.trials = expand(spec, datasets)
         configs = [(t.config, t.dataset, 1) for t in out.trials]
+    out.memory = packing(spec, out.trials, out.studies, datasets)[0]
     measured = _measured_epoch_seconds(store_url, spec.name) if store_url else None
     total, basis, count = 0.0, "", 0
     for config, key, times in configs:
@@ -101,6 +108,7 @@ def preview(spec: ExperimentSpec, store_url: str | None = None) -> Preview:
         else:
             per_epoch = _estimated_epoch_seconds(config, datasets[key], spec.resources)
             if per_epoch is None:
+                out.checkpoints = checkpoint_volume(spec, [(c, datasets[k], n) for c, k, n in configs], None)
                 return out
             where = (f"{GPU_FLOPS / 1e12:g} TFLOP/s per GPU" if spec.resources.gpus
                      else f"{CPU_FLOPS / 1e9:g} GFLOP/s per CPU core")
@@ -108,6 +116,7 @@ def preview(spec: ExperimentSpec, store_url: str | None = None) -> Preview:
         total += times * epochs * per_epoch
         count += times * epochs
     out.seconds, out.basis, out.epochs = total, basis, count
+    out.checkpoints = checkpoint_volume(spec, [(c, datasets[k], n) for c, k, n in configs], total / max(count, 1))
     return out
 
 
@@ -195,6 +204,8 @@ def local_resource_problems(spec: ExperimentSpec) -> list[str]:
     if gpus and spec.resources.gpus > gpus:
         problems.append(f"resources.gpus: {spec.resources.gpus:g} GPUs per trial, but this machine has {gpus}: "
                         f"at most {gpus}")
+    elif gpus:  # trials packed onto this machine's GPUs must fit in their memory
+        problems += packing(spec)[1]
     return problems
 
 

@@ -21,9 +21,11 @@ import datetime as dt
 import json
 import os
 import shutil
+import tempfile
 import traceback
 from typing import Any
 
+from dragsaw.platform.launch.checkpoints import Uploads
 from dragsaw.platform.store import ResultStore
 from dragsaw.platform.store.checkpoints import CheckpointStore
 from dragsaw.platform.store.provenance import hardware
@@ -122,6 +124,7 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
     import torch
 
     from dragsaw.workloads.recipe import run_trial
+    from dragsaw.workloads.recipe.checkpoint import save_weights
     from dragsaw.workloads.recipe.preflight import preflight
 
     store = ResultStore(context["store_url"])
@@ -143,8 +146,19 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
 
     last_epoch = int(trial["config"].get("train", {}).get("epochs", 0))
 
+    uploads = Uploads(dict(context.get("checkpoints") or {}))
+    keep = uploads.options.get("keep", "final")
+    scratch = tempfile.mkdtemp(prefix="dragsaw-final-")
+    weights = os.path.join(scratch, "weights.pt")
+
     def report(metrics: dict[str, Any], directory: str) -> None:
-        checkpoints.save(trial["trial_id"], directory)
+        epoch = int(metrics.get("epoch", 0))
+        due = uploads.due(epoch, float(metrics.get("epoch_seconds", 0.0)))
+        if epoch >= last_epoch:  # it completes with this epoch: only its weights may be kept
+            if keep == "final":
+                save_weights(directory, weights)
+        elif due:
+            uploads.upload(checkpoints, trial["trial_id"], directory, epoch)
         elapsed["train_seconds"] += float(metrics.get("epoch_seconds", 0.0))
         # The last epoch is reported by the caller once the results are stored: a scheduler
         # that stops a trial at max_t must not stop it before its results land.
@@ -160,13 +174,18 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
         if resume and os.path.exists(os.path.join(resume, "meta.json")):
             with open(os.path.join(resume, "meta.json")) as handle:
                 resumed_from = int(json.load(handle).get("epoch", 0))
-        result = run_trial(trial["config"], report, resume_from=resume)
+        uploads.last_epoch = resumed_from
+        result = run_trial(trial["config"], report, resume_from=resume,
+                           cpus=float(trial.get("resources", {}).get("cpu", 1)))
+        if keep == "final" and not os.path.exists(weights) and resume:
+            save_weights(resume, weights)  # resumed after its last epoch: no epoch was reported
     except BaseException as err:
         # Tune stops a trial (a scheduler pruned it, the run was cancelled) by raising
         # SystemExit / KeyboardInterrupt in its thread: that is not a failure of the trial.
         stopped = isinstance(err, (SystemExit, KeyboardInterrupt))
         row.update(status="stopped" if stopped else "failed", metrics={}, ended_at=_now(),
                    error="".join(traceback.format_exception_only(type(err), err)).strip()[:4000])
+        shutil.rmtree(scratch, ignore_errors=True)
         try:
             store.write_trial(row, [], [])
         finally:
@@ -177,8 +196,19 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
     final = dict(result["metrics"])
     final["train_seconds"] = sum(float(e.get("epoch_seconds", 0.0)) for e in result["epochs"])
     final["resumed_from_epoch"] = resumed_from
+    final.update(uploads.figures())
+    try:
+        if os.path.exists(weights):  # before the completed row: a completed trial's weights are there
+            checkpoints.save_weights(trial["trial_id"], weights)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     row.update(status="completed", metrics=final, ended_at=_now(), error=None)
     store.write_trial(row, result["epochs"], result["cases"])
+    # The resume checkpoint is dropped once the results are stored (keep: none drops all).
+    if keep == "final":
+        checkpoints.finish(trial["trial_id"])
+    else:
+        checkpoints.remove(trial["trial_id"])
     return final
 
 

@@ -1,6 +1,7 @@
 """Fig. 9 uncertainty grids and Fig. 8 t-SNE plots for chosen trials, rebuilt from what the
-store keeps: the trial's config (``config_json``) and its last checkpoint
-(``{store}/_checkpoints/{experiment}/{trial_id}/trial.pt``).
+store keeps: the trial's config (``config_json``) and its final weights
+(``{store}/_checkpoints/{experiment}/{trial_id}/weights.pt``; a ``trial.pt`` resume checkpoint
+where a store has no weights file).
 
 A trial is rebuilt with ``Trial(config)`` from its stored config, and the checkpoint's network
 weights are loaded once its config hash (``dragsaw.workloads.canonical.config_hash``, the one
@@ -15,6 +16,7 @@ the report.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -144,18 +146,28 @@ def _rebuild(exp: Experiment, t: TrialRow):
         stored = TrialConfig.model_validate(t.config)
     except ValidationError as err:
         return None, f"{where}: its stored config is not one this version can run: {str(err)[:300]}"
-    try:
-        directory = CheckpointStore(exp.store_url, exp.name).restore(t.trial_id)
+    store = CheckpointStore(exp.store_url, exp.name)
+    try:  # a finished trial's weights.pt; a trial.pt (resume checkpoint) of older stores
+        weights = store.weights(t.trial_id)
+        directory = None if weights else store.restore(t.trial_id)
     except OSError as err:
         return None, f"{where}: cannot read its checkpoint: {type(err).__name__}: {err}"
-    if directory is None:
-        return None, f"{where}: no stored checkpoint (_checkpoints/{exp.name}/{t.trial_id}/trial.pt): skipped"
+    if weights is None and directory is None:
+        return None, (f"{where}: no stored checkpoint (_checkpoints/{exp.name}/{t.trial_id}/weights.pt; "
+                      "`checkpoints: none` keeps none, a search only its best samples'): skipped")
     try:
-        state = ckpt.load(directory, config_hash(stored))
+        if weights is not None:
+            state = ckpt.load_weights(weights, config_hash(stored))
+        else:
+            assert directory is not None
+            state = ckpt.load(directory, config_hash(stored))
     except ckpt.CheckpointMismatch:
         return None, f"{where}: its checkpoint was written for another config than the stored one: skipped"
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if weights:
+            os.unlink(weights)
+        if directory:
+            shutil.rmtree(directory, ignore_errors=True)
     try:
         trial = Trial(_here(stored, _cuda()))
     except (DatasetError, FileNotFoundError) as err:  # the data is not on this machine

@@ -14,6 +14,7 @@ import torch
 
 FILE = "trial.pt"
 META = "meta.json"
+WEIGHTS = "weights.pt"  # a finished trial's model weights only (see save_weights)
 
 
 class CheckpointMismatch(ValueError):
@@ -68,3 +69,34 @@ def load(directory: str | os.PathLike[str], expected_config_hash: str | None = N
         raise CheckpointMismatch(f"checkpoint {directory} was written for another trial config "
                          f"({meta.get('config_hash')} != {expected_config_hash}); refusing to resume from it")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_weights(directory: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Write the model weights of the checkpoint in ``directory`` (no optimizer, schedule,
+    scaler, RNG or curves; with ``eval.selection: best_val`` the selected epoch's) to the
+    file ``target``, atomically: ``{"model": state_dict, "epoch": int, "config_hash": str}``.
+    Its size is the model's parameter and buffer bytes plus a few KB; what a finished trial
+    keeps for its report."""
+    directory, target = Path(directory), Path(target)
+    meta = json.loads((directory / META).read_text()) if (directory / META).exists() else {}
+    state = torch.load(directory / FILE, map_location="cpu", weights_only=True)
+    # eval.selection best_val: the selected epoch's weights, the ones the trial was evaluated with
+    best = state.get("best")
+    model, epoch = (best["weights"], best["epoch"]) if best else (state["model"], state["epoch"])
+    payload = {"model": model, "epoch": int(epoch), "config_hash": str(meta.get("config_hash", ""))}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        torch.save(payload, handle)
+    os.replace(tmp, target)
+    return target
+
+
+def load_weights(path: str | os.PathLike[str], expected_config_hash: str | None = None) -> dict:
+    """Read a file written by :func:`save_weights` (``{"model", "epoch", "config_hash"}``);
+    :class:`CheckpointMismatch` when it was written for another config than ``expected_config_hash``."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if expected_config_hash and payload.get("config_hash") not in (None, "", expected_config_hash):
+        raise CheckpointMismatch(f"weights {path} were written for another trial config "
+                                 f"({payload.get('config_hash')} != {expected_config_hash})")
+    return payload
