@@ -94,7 +94,11 @@ class PDCR(nn.Module):
     # -- the loss ----------------------------------------------------------------------
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         """Loss of the step whose features were recorded. labels: (B, *S) int64 at input
-        resolution. Returns a scalar; clears the recorded features."""
+        resolution. Returns a float32 scalar; clears the recorded features.
+
+        The loss is computed in float32 whatever the features' dtype or an enclosing autocast:
+        half-precision features are cast up and autocast is off inside (its bf16/fp16
+        matmuls would round the cosine similarities and the logsumexp)."""
         cfg = self.config
         try:
             check_labels(labels, self.num_classes)
@@ -111,8 +115,9 @@ class PDCR(nn.Module):
                         for i, site in enumerate(cfg.sites)]
             table = self._table(labels, geometry) if cfg.affinity == "ratio" else None
             total = labels.new_zeros((), dtype=torch.float32)
-            for i, site in enumerate(cfg.sites):
-                total = total + self._site_loss(i, site, labels, table, geometry[i], vectors[i])
+            with torch.autocast(labels.device.type, enabled=False):
+                for i, site in enumerate(cfg.sites):
+                    total = total + self._site_loss(i, site, labels, table, geometry[i], vectors[i])
             return total
         finally:
             self.clear()

@@ -24,6 +24,9 @@ MAX_PATCH_SIDE = 2_048
 MAX_WIDTH = 16.0
 MAX_WORKERS = 1_024
 
+#: Mixed-precision modes of ``TrainConfig.precision`` (``auto``: by device, see precision.py).
+Precision = Literal["auto", "off", "bf16", "fp16"]
+
 
 class ConfigError(ValueError):
     """A trial's configuration cannot run (a deterministic error: retrying cannot help).
@@ -61,6 +64,14 @@ class TrainConfig(_Strict):
 
     iterations_per_epoch: None = one pass over the training cases (2D), 250 (3D, nnU-Net's
     patch-based epochs). loss: None = ``ce`` for 2D (the paper), ``ce_dice`` for 3D (nnU-Net).
+
+    How it computes (results agree within the tolerances in tests/workloads/test_precision.py;
+    the defaults follow the device, see ``workloads/recipe/precision.py``):
+    num_workers: data loader processes; None = sized from the trial's CPUs (``cpus - 1``,
+    persistent across epochs; 0 when the CPUs are not given). precision: ``auto`` (bf16
+    autocast on a CUDA device with bfloat16, else fp16 with a gradient scaler; float32 on
+    the CPU), ``off``, ``bf16`` or ``fp16``. channels_last: None = on for 2D models on CUDA.
+    compile: ``torch.compile`` the model.
     """
 
     epochs: int = Field(default=50, ge=1, le=MAX_EPOCHS)
@@ -75,9 +86,10 @@ class TrainConfig(_Strict):
     spacing: tuple[float, float, float] | None = None
     foreground_ratio: float = Field(default=0.33, ge=0, le=1)
     augment: bool = True
-    num_workers: int = Field(default=0, ge=0, le=MAX_WORKERS)
-    amp: bool | None = None
+    num_workers: int | None = Field(default=None, ge=0, le=MAX_WORKERS)
+    precision: Precision = "auto"
     channels_last: bool | None = None
+    compile: bool = False
 
     @field_validator("image_size")
     @classmethod

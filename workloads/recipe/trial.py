@@ -30,6 +30,8 @@ from dragsaw.workloads.plugins import PluggedModel, attach
 from dragsaw.workloads.recipe import checkpoint
 from dragsaw.workloads.recipe.config import TrialConfig
 from dragsaw.workloads.recipe.evaluate import case_counts, predict_2d, predict_3d
+from dragsaw.workloads.recipe.loaders import loader_settings, training_loader
+from dragsaw.workloads.recipe.precision import resolve_compute
 from dragsaw.workloads.recipe.results import epoch_scores, result_rows
 from dragsaw.workloads.runtime import tune_cpu_allocator
 
@@ -41,11 +43,14 @@ class Trial:
 
     Setup happens in named steps, in this order (the order fixes which random numbers each
     step draws, so a resumed trial continues exactly): seed, data, model and plug-ins,
-    training samples, optimiser; :meth:`load_checkpoint` restores a saved state on top.
+    training samples and their loader, optimiser; :meth:`load_checkpoint` restores a saved
+    state on top. cpus: the CPUs the trial was given (sizes the loader's workers when
+    ``train.num_workers`` is None); how a trial computes, not what: outside its config hash.
     """
 
-    def __init__(self, config: TrialConfig | dict):
+    def __init__(self, config: TrialConfig | dict, cpus: float | None = None):
         self.config = config if isinstance(config, TrialConfig) else TrialConfig.model_validate(config)
+        self.cpus = cpus
         self.config_hash = config_hash(self.config)
         self.epoch = 0  # epochs completed
         self.history: list[dict[str, Any]] = []
@@ -53,6 +58,7 @@ class Trial:
         self._setup_data()
         self._setup_model()
         self._setup_samples()
+        self._setup_loader()
         self._setup_optimiser()
         self._setup_loss()
 
@@ -86,8 +92,10 @@ class Trial:
         self.num_classes = self.dataset.num_classes
 
     def _setup_model(self) -> None:
-        """The network, its plug-ins (sizes filled from the dataset's classes), precision and
-        memory layout, on the trial's device."""
+        """The network, its plug-ins (sizes filled from the dataset's classes), precision,
+        memory layout and compilation (``precision.resolve_compute``), on the trial's device.
+        ``self.model`` is the module whose state is saved; ``self.forward`` runs it (compiled
+        when asked)."""
         cfg, t = self.config, self.config.train
         net = build_model(cfg.model.name, in_channels=self.in_channels, num_classes=self.num_classes,
                           width=cfg.model.width, **cfg.model.options)
@@ -99,13 +107,9 @@ class Trial:
         self.plugins = (attach(net, plugins, example_input=(1, self.in_channels, *spatial))
                         if plugins is not None else None)
         model: nn.Module = PluggedModel(net, self.plugins) if self.plugins else net
-        self.amp = t.amp if t.amp is not None else self.device.type == "cuda"
-        self.channels_last = (t.channels_last if t.channels_last is not None
-                              else self.device.type == "cuda" and self.dims == 2)
-        model = model.to(self.device)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue] - torch's stubs omit it
-        self.model = model
+        self.compute = resolve_compute(t, self.device, self.dims)
+        self.model = self.compute.prepare_model(model)
+        self.forward = self.compute.compiled(self.model)
 
     def _setup_samples(self) -> None:
         """The training samples of an epoch: one pass over the training cases (2D), or
@@ -118,14 +122,23 @@ class Trial:
                                        foreground_ratio=t.foreground_ratio)
         self.steps_per_epoch = length // t.batch_size
 
+    def _setup_loader(self) -> None:
+        """The training loader: workers, pinned memory and persistent workers from the
+        trial's CPUs (``loaders.loader_settings``); its batches do not depend on them."""
+        t = self.config.train
+        self.loader_settings = loader_settings(t.num_workers, self.cpus, self.device)
+        self.loader, self.sampler = training_loader(self.samples, t.batch_size, self.loader_settings,
+                                                    seed=self.config.seed * 1000003)
+
     def _setup_optimiser(self) -> None:
-        """Adam, a cosine schedule over every step of the run, and the AMP gradient scaler."""
+        """Adam, a cosine schedule over every step of the run, and the gradient scaler (on
+        for fp16 only)."""
         t = self.config.train
         total = max(1, self.steps_per_epoch * t.epochs)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
+        self.scaler = self.compute.grad_scaler()
 
     def _setup_loss(self) -> None:
         """The segmentation loss: cross-entropy (2D default, as the paper) or CE + Dice (3D)."""
@@ -138,42 +151,41 @@ class Trial:
 
     # -- pieces ------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.amp:
-            return torch.autocast(self.device.type, dtype=torch.float16 if self.device.type == "cuda" else torch.bfloat16)
-        return contextlib.nullcontext()
+        """The forward pass's autocast context (a null context in float32)."""
+        return self.compute.autocast()
 
     def segmentation_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self._seg_loss is None:
             return F.cross_entropy(logits.float(), labels)
         return self._seg_loss(logits.float(), labels.unsqueeze(1))
 
-    def train_epoch(self) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One optimiser step on a batch. x: (B, C, *S) float32, y: (B, *S) int64 (on any
+        device). Returns the detached (loss, segmentation loss, PDCR loss or None)."""
         t = self.config.train
-        self.samples.set_epoch(self.epoch)
-        gen = torch.Generator().manual_seed(self.config.seed * 1000003 + self.epoch)
-        loader = torch.utils.data.DataLoader(self.samples, batch_size=t.batch_size, shuffle=False,
-                                             num_workers=t.num_workers, drop_last=True, generator=gen,
-                                             pin_memory=self.device.type == "cuda")
+        x = self.compute.prepare_input(x.to(self.device, non_blocking=True))
+        y = y.to(self.device, non_blocking=True)
+        with self.autocast():
+            logits = self.forward(x)
+        seg = self.segmentation_loss(logits, y)
+        reg = self.plugins.regularization(y) if self.plugins is not None and self.plugins.pdcr else None
+        loss = seg + t.pdcr_weight * reg if reg is not None else seg
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at epoch {self.epoch + 1}: {loss.item()}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.detach(), seg.detach(), reg.detach() if reg is not None else None
+
+    def train_epoch(self) -> dict[str, float]:
+        self.sampler.set_epoch(self.epoch)
         self.model.train()
         totals = {"loss": 0.0, "seg_loss": 0.0, "pdcr_loss": 0.0}
         steps = 0
-        for x, y in loader:
-            x = x.to(self.device, non_blocking=True)
-            y = y.to(self.device, non_blocking=True)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with self.autocast():
-                logits = self.model(x)
-            seg = self.segmentation_loss(logits, y)
-            reg = self.plugins.regularization(y) if self.plugins is not None and self.plugins.pdcr else None
-            loss = seg + t.pdcr_weight * reg if reg is not None else seg
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at epoch {self.epoch + 1}, step {steps + 1}: {loss.item()}")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
+        for x, y in self.loader:
+            loss, seg, reg = self.train_step(x, y)
             totals["loss"] += loss.item()
             totals["seg_loss"] += seg.item()
             totals["pdcr_loss"] += reg.item() if reg is not None else 0.0
@@ -184,8 +196,8 @@ class Trial:
         self.model.eval()
         ev, t = self.config.eval, self.config.train
         if self.dims == 2:
-            return predict_2d(self.model, self.cache, case_ids, self.device, ev.batch_size, self.autocast)
-        return predict_3d(self.model, self.cache, case_ids, self.device, t.patch_size, ev.overlap,
+            return predict_2d(self.forward, self.cache, case_ids, self.device, ev.batch_size, self.autocast)
+        return predict_3d(self.forward, self.cache, case_ids, self.device, t.patch_size, ev.overlap,
                           ev.sw_batch_size, self.autocast)
 
     def evaluate(self) -> dict[str, np.ndarray]:
@@ -211,6 +223,13 @@ class Trial:
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         checkpoint.set_rng_state(state["rng"])
+
+    def close(self) -> None:
+        """Stop the loader's persistent worker processes (a new iteration starts them again)."""
+        iterator = getattr(self.loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+        self.loader._iterator = None
 
     # -- the loop ----------------------------------------------------------------------
     def run(self, report: Report | None = None) -> dict[str, Any]:
@@ -243,17 +262,21 @@ class Trial:
                 "epochs": list(self.history)}
 
 
-def run_trial(config: TrialConfig | dict, report: Report | None = None, resume_from: str | None = None
-              ) -> dict[str, Any]:
+def run_trial(config: TrialConfig | dict, report: Report | None = None, resume_from: str | None = None,
+              cpus: float | None = None) -> dict[str, Any]:
     """Run one trial from a plain config (see :class:`TrialConfig`).
 
     report(metrics, checkpoint_dir) is called after every epoch; the directory holds a
     checkpoint from which ``run_trial(config, report, resume_from=dir)`` continues exactly
     (same weights and metrics as an uninterrupted run, on CPU with the same seed); it is
     removed when ``report`` returns, so copy it there if you keep it.
+    cpus: the CPUs the trial was given (sizes the data loader, see :class:`Trial`).
     Returns {"metrics": final metrics, "cases": per-case-per-class rows, "epochs": curves}.
     """
-    trial = Trial(config)
-    if resume_from is not None:
-        trial.load_checkpoint(resume_from)
-    return trial.run(report)
+    trial = Trial(config, cpus=cpus)
+    try:
+        if resume_from is not None:
+            trial.load_checkpoint(resume_from)
+        return trial.run(report)
+    finally:
+        trial.close()
