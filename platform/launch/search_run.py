@@ -148,11 +148,22 @@ def run_searches(spec: ExperimentSpec, studies: list[StudySpec], store_url: str,
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         reconcile(optuna_study, results, spec.name)
+        _keep_best_weights(spec, study, optuna_study, store_url)
         for state, _ in searcher.outcomes.values():
             totals[state] = totals.get(state, 0) + 1
     if totals:
         echo("samples this run: " + ", ".join(f"{n} {s}" for s, n in sorted(totals.items())))
     return {"ok": totals.get("COMPLETE", 0) + totals.get("PRUNED", 0), "failed": totals.get("FAIL", 0), **totals}
+
+
+def _keep_best_weights(spec: ExperimentSpec, study: StudySpec, optuna_study: Any, store_url: str) -> None:
+    """The study keeps the final weights of its best ``checkpoints.top_k`` samples only."""
+    from dragsaw.platform.launch.checkpoints import keep_top_samples
+
+    folds = study.folds if study.search.objective == "mean_over_folds" else study.folds[:1]
+    names = {t.user_attrs.get("dragsaw_sample", "") for t in optuna_study.get_trials(deepcopy=False)}
+    trials = {s: [s] if len(folds) == 1 else [f"{s}-f{f}" for f in folds] for s in names if s}
+    keep_top_samples(optuna_study, store_url, spec.name, trials, spec.checkpoints.top_k, study.modes[0] == "min")
 
 
 def _trial_name(trial) -> str:
@@ -203,6 +214,9 @@ def mark_pruned(results: ResultStore, stored: dict, step: int | None) -> int:
                ended_at=max(stored["ended_at"], stored["started_at"]) if stored["status"] == "stopped"
                else max(dt.datetime.now(dt.timezone.utc), stored["started_at"]))
     results.write_trial(row, [], [])
+    from dragsaw.platform.store.checkpoints import CheckpointStore
+
+    CheckpointStore(results.url, stored["experiment"]).remove(stored["trial_id"])  # pruned: keeps nothing
     return 1
 
 
