@@ -281,7 +281,11 @@ def test_filters_and_bad_input(hand_store):
         leaderboard(hand_store, convention="micro")
 
 
-def test_same_answer_local_and_s3(local_store_url, s3_store_url):
+@pytest.mark.parametrize("server", ["s3", pytest.param("seaweed", marks=pytest.mark.integration)])
+def test_same_answer_local_and_s3(local_store_url, server, request):
+    """The same board from a folder and from a real S3 server (moto, SeaweedFS), before and
+    after compaction."""
+    s3_store_url = request.getfixturevalue(f"{server}_store_url")
     stores = [ResultStore(local_store_url), ResultStore(s3_store_url)]
     for store in stores:
         write_hand(store)
