@@ -99,3 +99,12 @@ def test_the_dry_run_states_that_gpu_memory_is_unknown_here(tmp_path, monkeypatc
     assert "GPU memory: unknown on this machine (no CUDA device)" in out
     assert "packing 2 trials per GPU (resources.gpus: 0.5) is not checked here" in out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_compute_options_exit_2_at_the_spec_naming_field_and_valid_values(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", str(PAPER / "table4.yaml"), "--set", "train.precision=fp8",
+                 "--set", "train.num_workers=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "train.precision: Input should be 'auto', 'off', 'bf16' or 'fp16'" in err
+    assert "train.num_workers: Input should be greater than or equal to 0" in err
