@@ -201,9 +201,12 @@ def epochs_table(ids: Mapping[str, Any], epochs: Sequence[Mapping[str, Any]]) ->
     return _with_ids(EPOCHS, ids, cols)
 
 
-def cases_table(ids: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> pa.Table:
+def cases_table(ids: Mapping[str, Any], cases: Sequence[Mapping[str, Any]] | pa.Table) -> pa.Table:
     """Per-case, per-class rows (keys ``CASE_KEYS``, as ``workloads.metrics.case_rows`` makes
-    them); ValueError names the first bad row and field."""
+    them), or a pyarrow Table with those columns (checked column-wise: large evaluations);
+    ValueError names the first bad row and field."""
+    if isinstance(cases, pa.Table):
+        return _cases_from_arrow(ids, cases)
     if isinstance(cases, (str, bytes, Mapping)) or not isinstance(cases, Sequence):
         raise TypeError(f"`cases` must be a list of per-case rows, but got {type(cases).__name__}")
     cols: dict[str, list] = {k: [] for k in CASE_KEYS}
@@ -227,6 +230,41 @@ def cases_table(ids: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> p
             raise ValueError(f"`cases[{i}]['empty']` must be one of {list(EMPTY_RULES)}, but got {row['empty']!r}")
         cols["empty"].append(row["empty"])
     return _with_ids(CASES, ids, cols)
+
+
+def _cases_from_arrow(ids: Mapping[str, Any], cases: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    missing = [k for k in CASE_KEYS if k not in cases.column_names]
+    if missing:
+        raise ValueError(f"`cases` must have the columns {list(CASE_KEYS)}, but misses {missing}")
+    types = {f.name: f.type for f in CASES}
+    try:
+        cols = {k: cases.column(k).cast(types[k]) for k in CASE_KEYS}
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise ValueError(f"`cases` columns must have the types of the cases schema: {err}") from None
+
+    def first(mask, what: str) -> None:
+        bad = pc.call_function("indices_nonzero", [pc.fill_null(mask, True)])
+        if len(bad):
+            raise ValueError(f"`cases[{bad[0].as_py()}]` {what}")
+
+    for k in ("case_id", "class_name", "class_index", "tp", "fp", "fn", "tn", "empty"):
+        first(pc.is_null(cols[k]), f"['{k}'] must not be null")
+    first(pc.equal(pc.utf8_length(cols["case_id"]), 0), "['case_id'] must be a non-empty str")
+    for k in ("class_index", "tp", "fp", "fn", "tn"):
+        first(pc.less(cols[k], 0), f"['{k}'] must be >= 0")
+    total = pc.add(pc.add(cols["tp"], cols["fp"]), pc.add(cols["fn"], cols["tn"]))
+    first(pc.equal(total, 0), "counts tp+fp+fn+tn must cover at least one pixel, but all are 0")
+    for k in ("dice", "jaccard", "accuracy"):
+        v = cols[k]
+        first(pc.and_kleene(pc.invert(pc.is_nan(v)), pc.or_(pc.less(v, 0), pc.greater(v, 1))),
+              f"['{k}'] must be in [0, 1] (or NaN)")
+    first(pc.invert(pc.is_in(cols["empty"], pa.array(EMPTY_RULES))), f"['empty'] must be one of {list(EMPTY_RULES)}")
+    n = cases.num_rows
+    arrays = [pa.array([ids[f.name]] * n, f.type) if f.name in ids else cols[f.name] for f in CASES]
+    return pa.Table.from_arrays([a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays],
+                                schema=CASES)
 
 
 def to_json(field: str, value: Any) -> str:
