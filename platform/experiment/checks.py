@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dragsaw.platform.datasets.staging import is_url, url_root_problem
 from dragsaw.platform.experiment.configs import deep_merge, plugin_layers, unflatten
 from dragsaw.platform.experiment.datasets import fold_problems, folds_of, outline, resolve_root
 from dragsaw.platform.experiment.errors import Loc, format_loc
@@ -95,8 +96,13 @@ def _dataset_problems(spec: ExperimentSpec, models: _Models, require_data: bool 
                             f"(registered: {sorted(DATASETS)})")
             continue
         root = resolve_root(d.root)
+        if is_url(d.root):  # on object storage: it must list files; staged when it runs
+            problem = url_root_problem(d.root)
+            if problem:
+                problems.append(f"{where}.root: {problem}")
+                continue
         if not root.exists():
-            if d.synthetic is None and require_data:
+            if d.synthetic is None and require_data and not is_url(d.root):
                 problems.append(f"{where}.root: {d.root} does not exist (resolved: {root}); give the folder the "
                                 "dataset was extracted into, or a `synthetic:` section to write a look-alike there")
                 continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from dragsaw.platform.datasets.staging import is_url, local_path, stage
 from dragsaw.platform.experiment.errors import Problem, SpecError
 from dragsaw.platform.experiment.schema import DatasetSpec, ExperimentSpec
 from dragsaw.workloads.data import SegmentationDataset, load_dataset
@@ -87,8 +88,17 @@ def outline(d: DatasetSpec) -> DatasetOutline:
 
 
 def resolve_root(root: str) -> Path:
-    """A dataset root as an absolute path (relative roots: from the working directory)."""
+    """A dataset root as an absolute path on this machine (relative roots: from the working
+    directory); for a URL root (``s3://bucket/ISIC2016``) where its staged copy is (or will be)
+    in this node's cache (``staging.local_path``)."""
+    if is_url(root):
+        return local_path(root)
     return Path(root).expanduser().resolve()
+
+
+def root_text(root: str) -> str:
+    """A dataset root as trial configs carry it: a URL as written, a path made absolute."""
+    return root if is_url(root) else str(resolve_root(root))
 
 
 def fold_problems(d: DatasetSpec, dataset: SegmentationDataset) -> list[str]:
@@ -144,7 +154,9 @@ def preview_datasets(spec: ExperimentSpec) -> tuple[dict[str, SegmentationDatase
             except ValueError as exc:
                 problems.append(Problem(f"{where}.root", f"{d.root} does not exist (resolved: {root}) and {exc}"))
                 continue
-            missing.append(f"{d.key}: {root}" + (" (the synthetic look-alike is written there when the experiment "
+            missing.append(f"{d.key}: {d.root} (on object storage: each node stages it into {root} when it runs)"
+                           if is_url(d.root) else
+                           f"{d.key}: {root}" + (" (the synthetic look-alike is written there when the experiment "
                                                   "runs)" if d.synthetic is not None else " (not on this machine)"))
         problems += [Problem(f"{where}.folds", msg) for msg in fold_problems(d, out[d.key])]
         try:
@@ -165,6 +177,8 @@ def prepare_datasets(spec: ExperimentSpec, *, write: bool = True) -> dict[str, S
         root = resolve_root(d.root)
         where = f"datasets[{i}]"
         try:
+            if is_url(d.root):  # staged once into this node's cache (the driver reads it too)
+                root = stage(d.root).path
             if not root.exists():
                 if d.synthetic is None:
                     problems.append(Problem(f"{where}.root", f"{d.root} does not exist (resolved: {root})"))
@@ -192,4 +206,4 @@ def prepare_datasets(spec: ExperimentSpec, *, write: bool = True) -> dict[str, S
     return out
 
 
-__all__ = ["resolve_root", "prepare_datasets", "preview_datasets", "outline", "DatasetOutline", "OFFICIAL", "default_folds", "folds_of", "fold_problems", "CV_FOLDS"]
+__all__ = ["resolve_root", "root_text", "prepare_datasets", "preview_datasets", "outline", "DatasetOutline", "OFFICIAL", "default_folds", "folds_of", "fold_problems", "CV_FOLDS"]

@@ -75,6 +75,15 @@ def ensure_data(trial: dict, context: dict) -> None:
             write_synthetic(recipe["kind"], root, **options)
 
 
+def staged_root(trial: dict) -> str | None:
+    """The local copy this node reads when the trial's data root is a URL (``s3://...``):
+    staged once per node into its cache (``platform/datasets/staging.py``); None for a local root."""
+    from dragsaw.platform.datasets.staging import is_url, stage
+
+    root = trial["config"]["data"]["root"]
+    return str(stage(root).path) if is_url(root) else None
+
+
 def _attempts(store: ResultStore, experiment: str, trial_id: str, dataset: str | None = None) -> list[dict]:
     """A trial's stored attempts; with its dataset read by path (one prefix listing and its own
     files: flat in the number of trials stored), else from the experiment's trials table."""
@@ -176,7 +185,7 @@ def run_one(trial: dict, context: dict, on_epoch=None) -> dict:
                 resumed_from = int(json.load(handle).get("epoch", 0))
         uploads.last_epoch = resumed_from
         result = run_trial(trial["config"], report, resume_from=resume,
-                           cpus=float(trial.get("resources", {}).get("cpu", 1)))
+                           cpus=float(trial.get("resources", {}).get("cpu", 1)), data_root=staged_root(trial))
         if keep == "final" and not os.path.exists(weights) and resume:
             save_weights(resume, weights)  # resumed after its last epoch: no epoch was reported
     except BaseException as err:

@@ -169,11 +169,18 @@ def _rebuild(exp: Experiment, t: TrialRow):
         if directory:
             shutil.rmtree(directory, ignore_errors=True)
     try:
-        trial = Trial(_here(stored, _cuda()))
-    except (DatasetError, FileNotFoundError) as err:  # the data is not on this machine
+        trial = Trial(_here(stored, _cuda()), data_root=_staged(stored.data.root))
+    except (DatasetError, OSError) as err:  # the data is not on this machine, nor can be staged
         return None, f"{where}: cannot be rebuilt here: {type(err).__name__}: {str(err)[:300]}"
     trial.model.load_state_dict(state["model"])
     return trial, None
+
+
+def _staged(root: str) -> str | None:
+    """This machine's staged copy of a URL data root (staged now if absent), else None."""
+    from dragsaw.platform.datasets.staging import is_url, stage
+
+    return str(stage(root).path) if is_url(root) else None
 
 
 def _cuda() -> bool:
