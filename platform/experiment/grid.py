@@ -10,13 +10,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from dragsaw.platform.experiment.configs import deep_merge, flatten
-from dragsaw.platform.experiment.datasets import folds_of, prepare_datasets, resolve_root, root_text
+from dragsaw.platform.experiment.datasets import folds_of, prepare_datasets, resolve_root
 from dragsaw.platform.experiment.errors import Problem, SpecError, format_loc
 from dragsaw.platform.experiment.schema import DatasetSpec, ExperimentSpec
 from dragsaw.platform.experiment.variants import combine, components
 from dragsaw.workloads.canonical import canonical_json, digest
 from dragsaw.workloads.data import SegmentationDataset
 from dragsaw.workloads.recipe import TrialConfig
+from dragsaw.workloads.recipe.selection import split_cases
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,11 @@ def trial_config(spec: ExperimentSpec, parts: Mapping[str, Any], d: DatasetSpec,
                  fold: int | str, fraction: float, seed: int) -> dict[str, Any]:
     """A complete TrialConfig dict (JSON types) for ``parts`` (model/plugins/train/eval) on
     one dataset, fold, fraction and seed. The plug-ins get the dataset's class count; a
-    CPU-only trial (``resources.gpus == 0``) runs on the CPU even where a GPU exists."""
+    CPU-only trial (``resources.gpus == 0``) runs on the CPU even where a GPU exists. With
+    ``eval.selection: best_val`` its validation cases are carved here once, so a training
+    split too small to carve from is a spec error (ConfigError) before anything runs."""
     config = {
-        "data": {"name": d.name, "root": root_text(d.root), "options": dict(d.options), "fold": fold,
+        "data": {"name": d.name, "root": str(resolve_root(d.root)), "options": dict(d.options), "fold": fold,
                  "fraction": fraction, "subset_seed": d.subset_seed, "max_eval_cases": d.max_eval_cases},
         "model": parts["model"],
         "plugins": parts.get("plugins"),
@@ -84,7 +87,10 @@ def trial_config(spec: ExperimentSpec, parts: Mapping[str, Any], d: DatasetSpec,
         "device": "cpu" if spec.resources.gpus == 0 else "auto",
         "cache_dir": str(resolve_root(spec.cache_dir)) if spec.cache_dir else None,
     }
-    return TrialConfig.model_validate(config).for_classes(dataset.num_classes).model_dump(mode="json")
+    trial = TrialConfig.model_validate(config).for_classes(dataset.num_classes)
+    if trial.eval.selection == "best_val":
+        split_cases(dataset, trial)
+    return trial.model_dump(mode="json")
 
 
 def resources(spec: ExperimentSpec) -> dict[str, float]:

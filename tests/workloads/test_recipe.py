@@ -65,8 +65,11 @@ def _weights(directory):
     return torch.load(directory / "trial.pt", weights_only=True)["model"]
 
 
-def test_resumed_trial_ends_exactly_like_an_uninterrupted_one(isic_root, tmp_path):
+@pytest.mark.parametrize("selection", [{}, {"selection": "best_val", "val_fraction": 0.25}],
+                         ids=["last", "best_val"])
+def test_resumed_trial_ends_exactly_like_an_uninterrupted_one(isic_root, tmp_path, selection):
     cfg = config_2d(isic_root, tmp_path / "cache", epochs=3, num_workers=0)
+    cfg["eval"] = selection  # best_val: the best epoch so far and its weights travel in the checkpoint
     kept = {}
 
     def keep(tag):
@@ -97,6 +100,13 @@ def test_resumed_trial_ends_exactly_like_an_uninterrupted_one(isic_root, tmp_pat
     for key in ("dice", "jaccard", "accuracy", "train_loss"):
         assert resumed["metrics"][key] == full["metrics"][key], key
     assert resumed["cases"] == full["cases"]
+    if selection:
+        for key in ("selected_epoch", "val_dice"):
+            assert resumed["metrics"][key] == full["metrics"][key], key
+        assert [m["val_dice"] for m in resumed["epochs"]] == [m["val_dice"] for m in full["epochs"]]
+        a = torch.load(kept[("full", 3)] / "trial.pt", weights_only=True)["best"]
+        b = torch.load(kept[("resumed", 3)] / "trial.pt", weights_only=True)["best"]
+        assert a["epoch"] == b["epoch"] and all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
 
 
 def test_resume_refuses_a_checkpoint_of_another_config(isic_root, tmp_path):

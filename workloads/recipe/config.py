@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from dragsaw.workloads.plugins.config import PluginsConfig
 
@@ -23,6 +30,9 @@ MAX_IMAGE_SIDE = 16_384
 MAX_PATCH_SIDE = 2_048
 MAX_WIDTH = 16.0
 MAX_WORKERS = 1_024
+
+#: Model selection of ``EvalConfig.selection`` (which epoch's weights are evaluated).
+Selection = Literal["last", "best_val"]
 
 #: Mixed-precision modes of ``TrainConfig.precision`` (``auto``: by device, see precision.py).
 Precision = Literal["auto", "off", "bf16", "fp16"]
@@ -116,13 +126,31 @@ class TrainConfig(_Strict):
 
 class EvalConfig(_Strict):
     """every: evaluate the held-out cases every k epochs (and always after the last).
-    overlap / sw_batch_size: 3D sliding-window inference. empty: the empty-reference rule."""
+    overlap / sw_batch_size: 3D sliding-window inference. empty: the empty-reference rule.
+
+    selection: which epoch's weights the final evaluation uses (see ``selection.py``):
+    ``last`` (default) or ``best_val``, the epoch with the best Dice on a validation subset
+    carved from the training cases (never the held-out ones): ``val_fraction`` of them (at
+    least 1), drawn with the trial's seed and removed from training, scored every
+    ``val_every`` epochs and after the last. With ``last`` the three are left out of the
+    dumped config (and its hash), so configs from before they existed keep their hashes."""
 
     every: int = Field(default=1, ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(default=8, ge=1, le=MAX_BATCH)
     overlap: float = Field(default=0.5, ge=0, lt=1)
     sw_batch_size: int = Field(default=2, ge=1, le=MAX_BATCH)
     empty: Literal["nan", "one"] = "nan"
+    selection: Selection = "last"
+    val_fraction: float = Field(default=0.1, gt=0, lt=1)
+    val_every: int = Field(default=1, ge=1, le=MAX_EPOCHS)
+
+    @model_serializer(mode="wrap")
+    def _selection_only_when_used(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if self.selection == "last":
+            for key in ("selection", "val_fraction", "val_every"):
+                data.pop(key, None)
+        return data
 
 
 class TrialConfig(_Strict):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dragsaw.workloads.canonical import config_hash
-from dragsaw.workloads.data import fold_split, load_dataset, nested_subsets
+from dragsaw.workloads.data import load_dataset
 from dragsaw.workloads.data.cache import CaseCache
 from dragsaw.workloads.data.loading import TrainingSamples
 from dragsaw.workloads.data.preprocess import Preprocessing
@@ -33,6 +33,7 @@ from dragsaw.workloads.recipe.evaluate import case_counts, predict_2d, predict_3
 from dragsaw.workloads.recipe.loaders import loader_settings, training_loader
 from dragsaw.workloads.recipe.precision import resolve_compute
 from dragsaw.workloads.recipe.results import epoch_scores, result_rows
+from dragsaw.workloads.recipe.selection import BestEpoch, split_cases
 from dragsaw.workloads.runtime import tune_cpu_allocator
 
 Report = Callable[[dict[str, Any], str], None]
@@ -46,17 +47,15 @@ class Trial:
     training samples and their loader, optimiser; :meth:`load_checkpoint` restores a saved
     state on top. cpus: the CPUs the trial was given (sizes the loader's workers when
     ``train.num_workers`` is None); how a trial computes, not what: outside its config hash.
-    data_root: where this node reads the data from when it is not ``data.root`` (a local copy
-    of a dataset whose root is a URL, staged by the platform); also outside the config hash.
     """
 
-    def __init__(self, config: TrialConfig | dict, cpus: float | None = None, data_root: str | None = None):
+    def __init__(self, config: TrialConfig | dict, cpus: float | None = None):
         self.config = config if isinstance(config, TrialConfig) else TrialConfig.model_validate(config)
         self.cpus = cpus
-        self.data_root = data_root
         self.config_hash = config_hash(self.config)
         self.epoch = 0  # epochs completed
         self.history: list[dict[str, Any]] = []
+        self.best = BestEpoch()  # eval.selection best_val: the best validated epoch so far
         self._setup_device_and_seed()
         self._setup_data()
         self._setup_model()
@@ -77,15 +76,12 @@ class Trial:
         random.seed(cfg.seed)
 
     def _setup_data(self) -> None:
-        """The dataset, its train / held-out split (fraction and eval cap applied), the case
-        cache, and what the model needs from the data: dims, input channels, classes."""
+        """The dataset, its train / validation / held-out split (fraction and eval cap applied,
+        validation cases carved from the training ones with ``eval.selection: best_val``), the
+        case cache, and what the model needs from the data: dims, input channels, classes."""
         cfg, t = self.config, self.config.train
-        self.dataset = load_dataset(cfg.data.name, self.data_root or cfg.data.root, **cfg.data.options)
-        train_ids, eval_ids = fold_split(self.dataset, cfg.data.fold)
-        if cfg.data.fraction < 1:
-            train_ids = nested_subsets(train_ids, [cfg.data.fraction], seed=cfg.data.subset_seed)[cfg.data.fraction]
-        if cfg.data.max_eval_cases:
-            eval_ids = eval_ids[: cfg.data.max_eval_cases]
+        self.dataset = load_dataset(cfg.data.name, cfg.data.root, **cfg.data.options)
+        train_ids, self.val_ids, eval_ids = split_cases(self.dataset, cfg)
         self.train_ids, self.eval_ids = train_ids, eval_ids
         self.dims = self.dataset.spatial_dims
         self.cache = CaseCache(self.dataset, Preprocessing(image_size=t.image_size, spacing=t.spacing),
@@ -207,11 +203,33 @@ class Trial:
         """{case_id: (M, 4) confusion counts} on the held-out cases."""
         return case_counts(self.predict(self.eval_ids), self.cache, self.num_classes)
 
+    def validate(self) -> float:
+        """Dice (the trial's primary convention, ``eval.empty`` rule) of the current weights on
+        the validation cases carved from the training ones (``eval.selection: best_val``)."""
+        counts = case_counts(self.predict(self.val_ids), self.cache, self.num_classes)
+        return float(epoch_scores(counts, self.dataset.classes, self.dims, self.config.eval.empty)["dice"])
+
+    def evaluate_selected(self) -> dict[str, np.ndarray]:
+        """Load the best validated epoch's weights into the model and evaluate them on the
+        held-out cases: {case_id: (M, 4) confusion counts}."""
+        if self.best.weights is None:
+            raise RuntimeError("eval.selection best_val: no epoch was validated, nothing to select")
+        self.model.load_state_dict(self.best.weights)
+        return self.evaluate()
+
+    def selection_metrics(self) -> dict[str, Any]:
+        """What the final metrics say about model selection (``eval.selection: best_val`` only):
+        selection, selected_epoch, val_dice (at that epoch), val_fraction, n_val_cases."""
+        ev = self.config.eval
+        return {"selection": ev.selection, "selected_epoch": self.best.epoch, "val_dice": self.best.val_dice,
+                "val_fraction": ev.val_fraction, "n_val_cases": len(self.val_ids)}
+
     # -- checkpoints -------------------------------------------------------------------
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                "epoch": self.epoch, "history": self.history, "rng": checkpoint.rng_state()}
+                "epoch": self.epoch, "history": self.history, "rng": checkpoint.rng_state(),
+                "best": self.best.state()}
 
     def save_checkpoint(self, directory: str | os.PathLike[str]) -> None:
         checkpoint.save(directory, self.state(), {"epoch": self.epoch, "config_hash": self.config_hash,
@@ -225,6 +243,7 @@ class Trial:
         self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
+        self.best = BestEpoch.from_state(state.get("best"))
         checkpoint.set_rng_state(state["rng"])
 
     def close(self) -> None:
@@ -248,6 +267,9 @@ class Trial:
             if self.epoch % cfg.eval.every == 0 or self.epoch == cfg.train.epochs:
                 counts = self.evaluate()
                 metrics.update(epoch_scores(counts, self.dataset.classes, self.dims, cfg.eval.empty))
+            if self.val_ids and (self.epoch % cfg.eval.val_every == 0 or self.epoch == cfg.train.epochs):
+                metrics["val_dice"] = self.validate()
+                self.best.offer(self.epoch, metrics["val_dice"], self.model)
             metrics["epoch_seconds"] = time.perf_counter() - start
             self.history.append(metrics)
             directory = tempfile.mkdtemp(prefix=f"dragsaw-epoch{self.epoch}-")
@@ -257,16 +279,20 @@ class Trial:
                     report(dict(metrics), directory)
             finally:
                 shutil.rmtree(directory, ignore_errors=True)
-        if counts is None:  # resumed after the last epoch: evaluate what was trained
+        if self.val_ids and not (counts is not None and self.best.epoch == self.epoch):
+            counts = self.evaluate_selected()  # best_val: the selected epoch's weights
+        elif counts is None:  # resumed after the last epoch: evaluate what was trained
             counts = self.evaluate()
         final = dict(self.history[-1]) if self.history else {}
         final.update(epoch_scores(counts, self.dataset.classes, self.dims, cfg.eval.empty))
+        if self.val_ids:
+            final.update(self.selection_metrics())
         return {"metrics": final, "cases": result_rows(counts, self.dataset.classes, cfg.eval.empty),
                 "epochs": list(self.history)}
 
 
 def run_trial(config: TrialConfig | dict, report: Report | None = None, resume_from: str | None = None,
-              cpus: float | None = None, data_root: str | None = None) -> dict[str, Any]:
+              cpus: float | None = None) -> dict[str, Any]:
     """Run one trial from a plain config (see :class:`TrialConfig`).
 
     report(metrics, checkpoint_dir) is called after every epoch; the directory holds a
@@ -274,10 +300,9 @@ def run_trial(config: TrialConfig | dict, report: Report | None = None, resume_f
     (same weights and metrics as an uninterrupted run, on CPU with the same seed); it is
     removed when ``report`` returns, so copy it there if you keep it.
     cpus: the CPUs the trial was given (sizes the data loader, see :class:`Trial`).
-    data_root: a local copy of the data to read instead of ``data.root`` (see :class:`Trial`).
     Returns {"metrics": final metrics, "cases": per-case-per-class rows, "epochs": curves}.
     """
-    trial = Trial(config, cpus=cpus, data_root=data_root)
+    trial = Trial(config, cpus=cpus)
     try:
         if resume_from is not None:
             trial.load_checkpoint(resume_from)
