@@ -49,6 +49,7 @@ def provenance_blocks(exp: Experiment) -> list:
         ("trial time, all attempts", f"{hours:.2f} h"),
         ("attempts", ", ".join(f"{n} {s}" for s, n in sorted(status.items())) or "none"),
         ("completed trials", str(len(exp.trials))),
+        ("model selection", _selection(exp)),
     ]
     blocks: list = [Table(["", "value"], [[Cell(k), Cell(v)] for k, v in facts], "Provenance", numeric=False)]
     failed = [a for a in attempts if a["status"] == "failed" and a.get("error")]
@@ -63,6 +64,33 @@ def provenance_blocks(exp: Experiment) -> list:
         blocks.append(Text("The experiment's spec, as saved by `dragsaw run` (defaults written out):"))
         blocks.append(Code(yaml.safe_dump(exp.spec, sort_keys=False, allow_unicode=True), "yaml"))
     return blocks
+
+
+def _selection(exp: Experiment) -> str:
+    """Which epoch's weights the completed trials were evaluated with (their configs'
+    ``eval.selection``): "last epoch", or "best validation Dice (epoch k, val fraction f)"
+    with the selected epochs from the trials' metrics; counted when trials differ."""
+    metrics = {(a["trial_id"], a["attempt"]): a.get("metrics_json") for a in exp.attempts}
+    groups: dict[str, list] = {}
+    for t in exp.trials:
+        ev = t.config.get("eval") or {}
+        if ev.get("selection", "last") != "best_val":
+            groups.setdefault("last epoch", [])
+            groups["last epoch"].append(None)
+            continue
+        key = f"val fraction {float(ev.get('val_fraction', 0.1)):g}"
+        epoch = json.loads(metrics.get((t.trial_id, t.attempt)) or "{}").get("selected_epoch")
+        groups.setdefault(key, []).append(epoch)
+    parts = []
+    for key, epochs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):  # most trials first
+        n = f" ({len(epochs)} trial{'s' if len(epochs) > 1 else ''})" if len(groups) > 1 else ""
+        if key == "last epoch":
+            parts.append(key + n)
+            continue
+        shown = sorted({e for e in epochs if e is not None})
+        text = ", ".join(map(str, shown[:10])) + (", ..." if len(shown) > 10 else "") or "?"
+        parts.append(f"best validation Dice (epoch{'s' if len(shown) > 1 else ''} {text}, {key}){n}")
+    return "; ".join(parts) or "—"
 
 
 def _versions(versions) -> str:

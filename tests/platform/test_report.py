@@ -217,6 +217,27 @@ def test_learning_curves_and_provenance(table4):
     assert "feedc0de" in prov and "0123abc" in prov and "x86_64 2 cpus" in prov and "node-a" in prov
     assert "8 completed, 1 failed" in prov and "2025-03-01 12:00:00 UTC" in prov
     assert "Last failure (isic2016-pdcr-uafr-s9 attempt 1): boom" in html
+    assert "<td>model selection</td><td>last epoch</td>" in prov.replace("\n", "")
+
+
+def test_provenance_says_which_model_selection_was_used(tmp_path):
+    """best_val trials: the selected epochs and the validation fraction, from the store."""
+    url = str(tmp_path / "results")
+    store = ResultStore(url)
+    for seed, epoch in ((0, 2), (1, 3)):
+        cfg = config()
+        cfg["eval"] = {"every": 1, "selection": "best_val", "val_fraction": 0.2, "val_every": 1}
+        metrics = {"dice": 0.8, "convention": "paper2d", "selection": "best_val", "selected_epoch": epoch,
+                   "val_dice": 0.85}
+        store.write_trial(trial("sel", f"sel-s{seed}", "baseline", "isic2016", seed, cfg, metrics),
+                          curve(0.8), case_rows([symmetric(45)] * 3))
+    prov = _table(write_report(url, "sel", tmp_path / "report", trials_for_pictures=[]).read_text(), "Provenance")
+    assert "best validation Dice (epochs 2, 3, val fraction 0.2)" in prov
+    cfg = config()
+    store.write_trial(trial("sel", "sel-last", "baseline", "isic2016", 5, cfg, {"dice": 0.8, "convention": "paper2d"}),
+                      curve(0.8), case_rows([symmetric(45)] * 3))
+    prov = _table(write_report(url, "sel", tmp_path / "report2", trials_for_pictures=[]).read_text(), "Provenance")
+    assert "best validation Dice (epochs 2, 3, val fraction 0.2) (2 trials); last epoch (1 trial)" in prov
 
 
 def test_fraction_curve_and_per_layer_plot(store_url, tmp_path):
