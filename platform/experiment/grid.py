@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dragsaw.platform.experiment.configs import deep_merge, flatten
-from dragsaw.platform.experiment.datasets import folds_of, prepare_datasets, resolve_root
+from dragsaw.platform.experiment.datasets import folds_of, prepare_datasets, resolve_root, root_text
 from dragsaw.platform.experiment.errors import Problem, SpecError, format_loc
 from dragsaw.platform.experiment.schema import DatasetSpec, ExperimentSpec
 from dragsaw.platform.experiment.variants import combine, components
@@ -79,7 +79,7 @@ def trial_config(spec: ExperimentSpec, parts: Mapping[str, Any], d: DatasetSpec,
     ``eval.selection: best_val`` its validation cases are carved here once, so a training
     split too small to carve from is a spec error (ConfigError) before anything runs."""
     config = {
-        "data": {"name": d.name, "root": str(resolve_root(d.root)), "options": dict(d.options), "fold": fold,
+        "data": {"name": d.name, "root": root_text(d.root), "options": dict(d.options), "fold": fold,
                  "fraction": fraction, "subset_seed": d.subset_seed, "max_eval_cases": d.max_eval_cases},
         "model": parts["model"],
         "plugins": parts.get("plugins"),

@@ -31,11 +31,11 @@ MAX_PATCH_SIDE = 2_048
 MAX_WIDTH = 16.0
 MAX_WORKERS = 1_024
 
-#: Model selection of ``EvalConfig.selection`` (which epoch's weights are evaluated).
-Selection = Literal["last", "best_val"]
-
 #: Mixed-precision modes of ``TrainConfig.precision`` (``auto``: by device, see precision.py).
 Precision = Literal["auto", "off", "bf16", "fp16"]
+
+#: Model selection of ``EvalConfig.selection`` (which epoch's weights are evaluated).
+Selection = Literal["last", "best_val"]
 
 
 class ConfigError(ValueError):

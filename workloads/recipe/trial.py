@@ -47,11 +47,14 @@ class Trial:
     training samples and their loader, optimiser; :meth:`load_checkpoint` restores a saved
     state on top. cpus: the CPUs the trial was given (sizes the loader's workers when
     ``train.num_workers`` is None); how a trial computes, not what: outside its config hash.
+    data_root: where this node reads the data from when it is not ``data.root`` (a local copy
+    of a dataset whose root is a URL, staged by the platform); also outside the config hash.
     """
 
-    def __init__(self, config: TrialConfig | dict, cpus: float | None = None):
+    def __init__(self, config: TrialConfig | dict, cpus: float | None = None, data_root: str | None = None):
         self.config = config if isinstance(config, TrialConfig) else TrialConfig.model_validate(config)
         self.cpus = cpus
+        self.data_root = data_root
         self.config_hash = config_hash(self.config)
         self.epoch = 0  # epochs completed
         self.history: list[dict[str, Any]] = []
@@ -80,7 +83,7 @@ class Trial:
         validation cases carved from the training ones with ``eval.selection: best_val``), the
         case cache, and what the model needs from the data: dims, input channels, classes."""
         cfg, t = self.config, self.config.train
-        self.dataset = load_dataset(cfg.data.name, cfg.data.root, **cfg.data.options)
+        self.dataset = load_dataset(cfg.data.name, self.data_root or cfg.data.root, **cfg.data.options)
         train_ids, self.val_ids, eval_ids = split_cases(self.dataset, cfg)
         self.train_ids, self.eval_ids = train_ids, eval_ids
         self.dims = self.dataset.spatial_dims
@@ -292,7 +295,7 @@ class Trial:
 
 
 def run_trial(config: TrialConfig | dict, report: Report | None = None, resume_from: str | None = None,
-              cpus: float | None = None) -> dict[str, Any]:
+              cpus: float | None = None, data_root: str | None = None) -> dict[str, Any]:
     """Run one trial from a plain config (see :class:`TrialConfig`).
 
     report(metrics, checkpoint_dir) is called after every epoch; the directory holds a
@@ -300,9 +303,10 @@ def run_trial(config: TrialConfig | dict, report: Report | None = None, resume_f
     (same weights and metrics as an uninterrupted run, on CPU with the same seed); it is
     removed when ``report`` returns, so copy it there if you keep it.
     cpus: the CPUs the trial was given (sizes the data loader, see :class:`Trial`).
+    data_root: a local copy of the data to read instead of ``data.root`` (see :class:`Trial`).
     Returns {"metrics": final metrics, "cases": per-case-per-class rows, "epochs": curves}.
     """
-    trial = Trial(config, cpus=cpus)
+    trial = Trial(config, cpus=cpus, data_root=data_root)
     try:
         if resume_from is not None:
             trial.load_checkpoint(resume_from)
