@@ -21,7 +21,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from dragsaw.workloads.recipe.config import TrainConfig, TrialConfig
+from dragsaw.workloads.recipe.config import TrainConfig
 from dragsaw.workloads.recipe.loaders import loader_settings, training_loader
 from dragsaw.workloads.recipe.precision import resolve_compute
 from dragsaw.workloads.recipe.trial import Trial
@@ -90,6 +90,7 @@ def test_device_defaults_cpu_float32_contiguous_cuda_channels_last_for_2d():
     assert gpu3d.memory_format == torch.contiguous_format
     forced3d = resolve_compute(TrainConfig(channels_last=True), torch.device("cpu"), 3)
     assert forced3d.memory_format == torch.channels_last_3d
+    assert resolve_compute(TrainConfig(compile=True), torch.device("cpu"), 2).compile
     bf16 = resolve_compute(TrainConfig(precision="bf16"), torch.device("cpu"), 2)
     assert (bf16.dtype, bf16.scaler) == (torch.bfloat16, False)
 
@@ -196,32 +197,34 @@ def test_loader_workers_give_identical_batches(isic_root, tmp_path):
 
 @pytest.mark.slow
 def test_compiled_model_matches_eager():
-    from dragsaw.workloads.models import build_model
+    """torch.compile (inductor, C++ kernels on the CPU: ~1 min here) of a tiny conv net:
+    outputs within 1e-4 relative (1e-5 absolute) and each parameter's gradient within 1e-4
+    of its norm (+ 1e-6 absolute: the first conv's bias, before BN, has an exact gradient of 0)."""
     from dragsaw.workloads.recipe.precision import Compute
 
     torch.manual_seed(0)
-    net = build_model("unet", in_channels=3, num_classes=2, width=0.125)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 2, 1))
     compute = Compute(torch.device("cpu"), "off", torch.contiguous_format, compile=True)
     compiled = compute.compiled(net)
-    x = torch.randn(2, 3, 32, 32)
+    assert compiled is not net
+    x = torch.randn(2, 3, 16, 16)
     try:
         out = compiled(x)
     except Exception as exc:  # noqa: BLE001 - only a missing compiler toolchain is a reason to skip
         if "compiler" in str(exc).lower() or "cxx" in str(exc).lower():
             pytest.skip(f"torch.compile cannot build kernels on this CPU build: {exc}")
         raise
-    eager = net(x)
-    assert torch.allclose(out, eager, rtol=1e-4, atol=1e-5)
-    out.sum().backward()
+    out.square().mean().backward()
     grads = [p.grad.clone() for p in net.parameters() if p.grad is not None]
     net.zero_grad()
-    eager.sum().backward()
+    eager = net(x)
+    assert torch.allclose(out, eager, rtol=1e-4, atol=1e-5)
+    eager.square().mean().backward()
     eager_grads = [p.grad for p in net.parameters() if p.grad is not None]
-    assert len(eager_grads) == len(grads)
+    assert len(eager_grads) == len(grads) == 6
     for g, e in zip(grads, eager_grads):
-        assert torch.allclose(g, e, rtol=1e-4, atol=1e-5)
-    assert TrialConfig.model_validate({"data": {"name": "x", "root": "."}, "model": {"name": "unet"},
-                                       "train": {"compile": True}}).train.compile
+        assert (g - e).norm() <= 1e-4 * e.norm() + 1e-6  # + 1e-6: the conv bias before BN has grad 0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 with a GradScaler is a CUDA path; no CUDA "
