@@ -244,23 +244,29 @@ def _cases_from_arrow(ids: Mapping[str, Any], cases: pa.Table) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
         raise ValueError(f"`cases` columns must have the types of the cases schema: {err}") from None
 
+    def call(name: str, *args: Any, options: Any = None) -> Any:
+        # pc.call_function: pyarrow.compute's named wrappers (pc.less...) are generated at
+        # import, invisible to type checkers.
+        return pc.call_function(name, list(args), options)
+
     def first(mask, what: str) -> None:
-        bad = pc.call_function("indices_nonzero", [pc.fill_null(mask, True)])
+        bad = call("indices_nonzero", pc.fill_null(mask, True))
         if len(bad):
             raise ValueError(f"`cases[{bad[0].as_py()}]` {what}")
 
     for k in ("case_id", "class_name", "class_index", "tp", "fp", "fn", "tn", "empty"):
-        first(pc.is_null(cols[k]), f"['{k}'] must not be null")
-    first(pc.equal(pc.utf8_length(cols["case_id"]), 0), "['case_id'] must be a non-empty str")
+        first(call("is_null", cols[k]), f"['{k}'] must not be null")
+    first(call("equal", call("utf8_length", cols["case_id"]), 0), "['case_id'] must be a non-empty str")
     for k in ("class_index", "tp", "fp", "fn", "tn"):
-        first(pc.less(cols[k], 0), f"['{k}'] must be >= 0")
-    total = pc.add(pc.add(cols["tp"], cols["fp"]), pc.add(cols["fn"], cols["tn"]))
-    first(pc.equal(total, 0), "counts tp+fp+fn+tn must cover at least one pixel, but all are 0")
+        first(call("less", cols[k], 0), f"['{k}'] must be >= 0")
+    total = call("add", call("add", cols["tp"], cols["fp"]), call("add", cols["fn"], cols["tn"]))
+    first(call("equal", total, 0), "counts tp+fp+fn+tn must cover at least one pixel, but all are 0")
     for k in ("dice", "jaccard", "accuracy"):
         v = cols[k]
-        first(pc.and_kleene(pc.invert(pc.is_nan(v)), pc.or_(pc.less(v, 0), pc.greater(v, 1))),
+        first(call("and_kleene", call("invert", call("is_nan", v)), call("or", call("less", v, 0), call("greater", v, 1))),
               f"['{k}'] must be in [0, 1] (or NaN)")
-    first(pc.invert(pc.is_in(cols["empty"], pa.array(EMPTY_RULES))), f"['empty'] must be one of {list(EMPTY_RULES)}")
+    in_rules = call("is_in", cols["empty"], options=pc.SetLookupOptions(value_set=pa.array(EMPTY_RULES)))
+    first(call("invert", in_rules), f"['empty'] must be one of {list(EMPTY_RULES)}")
     n = cases.num_rows
     arrays = [pa.array([ids[f.name]] * n, f.type) if f.name in ids else cols[f.name] for f in CASES]
     return pa.Table.from_arrays([a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays],
