@@ -263,8 +263,8 @@ def _cases_from_arrow(ids: Mapping[str, Any], cases: pa.Table) -> pa.Table:
     first(call("equal", total, 0), "counts tp+fp+fn+tn must cover at least one pixel, but all are 0")
     for k in ("dice", "jaccard", "accuracy"):
         v = cols[k]
-        first(call("and_kleene", call("invert", call("is_nan", v)), call("or", call("less", v, 0), call("greater", v, 1))),
-              f"['{k}'] must be in [0, 1] (or NaN)")
+        outside = call("or", call("less", v, 0), call("greater", v, 1))
+        first(call("and_kleene", call("invert", call("is_nan", v)), outside), f"['{k}'] must be in [0, 1] (or NaN)")
     in_rules = call("is_in", cols["empty"], options=pc.SetLookupOptions(value_set=pa.array(EMPTY_RULES)))
     first(call("invert", in_rules), f"['empty'] must be one of {list(EMPTY_RULES)}")
     n = cases.num_rows
