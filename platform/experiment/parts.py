@@ -162,7 +162,7 @@ class Checkpoints(_Strict):
     top_k: int = Field(default=3, ge=0)
     every_epochs: int | None = Field(default=None, ge=1)
     every_minutes: float = Field(default=30.0, gt=0)
-    upload_share: float = Field(default=0.05, ge=0, le=1)
+    upload_share: float = Field(default=0.01, ge=0, le=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from typing import Any
 from dragsaw.platform.store.checkpoints import CheckpointStore
 
 DEFAULTS: dict[str, Any] = {"keep": "final", "top_k": 3, "every_epochs": None, "every_minutes": 30.0,
-                            "upload_share": 0.05}
+                            "upload_share": 0.01}
 
 
 @dataclass
