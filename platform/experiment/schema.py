@@ -6,7 +6,7 @@
     model: {name: unet, width: 1.0, options: {}}          # ModelConfig
     plugins: null                     # PluginsConfig by stage names (num_classes/num_maps filled per dataset)
     train: {epochs: 50, lr: 1.0e-3, ...}                  # TrainConfig
-    eval: {every: 1, ...}                                 # EvalConfig
+    eval: {every: 1, selection: last, ...}                # EvalConfig (selection: last | best_val)
     datasets:                         # one or more (see DatasetSpec)
       - {name: isic2016, root: data/isic2016, folds: [test], fraction: 1.0, options: {},
          synthetic: {n_train: 40}, label: null, overrides: {}, subset_seed: 0, max_eval_cases: null}
