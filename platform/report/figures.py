@@ -70,25 +70,32 @@ def learning_curves(exp: Experiment, boards: list[Board]) -> list[Figure]:
         ids = {t.trial_id for ts in board.trials.values() for t in ts}
         curves: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in epochs.to_pylist():
-            if r["dataset"] == dataset and r["trial_id"] in ids and r["name"] in ("train_loss", "dice") \
+            if r["dataset"] == dataset and r["trial_id"] in ids and r["name"] in ("train_loss", "dice", "val_dice") \
                     and r["value"] is not None:
                 curves[(r["variant"], r["name"])][r["epoch"]].append(r["value"])
         if not curves:
             continue
         fig, axes = _canvas(10, 3.8, 2)
         for ax, name, label in ((axes[0], "train_loss", "train loss"), (axes[1], "dice", "Dice (held-out)")):
+            # eval.selection best_val: the validation Dice, dashed, beside the held-out one
+            shown = [(name, "-", "")] + ([("val_dice", "--", " (validation)")] if name == "dice" else [])
             for variant in board.variants:
-                points = curves.get((variant, name))
-                if points:
-                    xs = sorted(points)
-                    ax.plot(xs, [sum(points[x]) / len(points[x]) for x in xs], marker="o", ms=3, label=variant)
+                for key, style, suffix in shown:
+                    points = curves.get((variant, key))
+                    if points:
+                        xs = sorted(points)
+                        ax.plot(xs, [sum(points[x]) / len(points[x]) for x in xs], marker="o", ms=3, ls=style,
+                                label=variant + suffix)
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(label)
             ax.grid(alpha=0.3)
         axes[1].legend(fontsize=7)
+        validated = any(name == "val_dice" for _, name in curves)
         figures.append(Figure(f"learning-curves-{slug(dataset)}", _png(fig),
-                              f"Learning curves on {board.title}: mean over seeds and folds per variant."))
+                              f"Learning curves on {board.title}: mean over seeds and folds per variant."
+                              + (" Dashed: Dice on the validation cases carved from the training data "
+                                 "(eval.selection: best_val)." if validated else "")))
     return figures
 
 

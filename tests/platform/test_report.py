@@ -229,10 +229,12 @@ def test_provenance_says_which_model_selection_was_used(tmp_path):
         cfg["eval"] = {"every": 1, "selection": "best_val", "val_fraction": 0.2, "val_every": 1}
         metrics = {"dice": 0.8, "convention": "paper2d", "selection": "best_val", "selected_epoch": epoch,
                    "val_dice": 0.85}
+        epochs = [{**e, "val_dice": 0.85 - 0.01 * abs(e["epoch"] - epoch)} for e in curve(0.8)]
         store.write_trial(trial("sel", f"sel-s{seed}", "baseline", "isic2016", seed, cfg, metrics),
-                          curve(0.8), case_rows([symmetric(45)] * 3))
-    prov = _table(write_report(url, "sel", tmp_path / "report", trials_for_pictures=[]).read_text(), "Provenance")
-    assert "best validation Dice (epochs 2, 3, val fraction 0.2)" in prov
+                          epochs, case_rows([symmetric(45)] * 3))
+    html = write_report(url, "sel", tmp_path / "report", trials_for_pictures=[]).read_text()
+    assert "best validation Dice (epochs 2, 3, val fraction 0.2)" in _table(html, "Provenance")
+    assert "Dashed: Dice on the validation cases carved from the training data" in html  # the val curve
     cfg = config()
     store.write_trial(trial("sel", "sel-last", "baseline", "isic2016", 5, cfg, {"dice": 0.8, "convention": "paper2d"}),
                       curve(0.8), case_rows([symmetric(45)] * 3))
