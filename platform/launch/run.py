@@ -109,7 +109,16 @@ def ray_init(address: str | None, num_cpus: int | None = None) -> bool:
             runtime_env["env_vars"][key] = os.environ[key]
     kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus,
                                                                     "include_dashboard": False}
-    ray.init(runtime_env=runtime_env, log_to_driver=False, configure_logging=False, **kwargs)
+    from ray.exceptions import AuthenticationError
+
+    try:
+        ray.init(runtime_env=runtime_env, log_to_driver=False, configure_logging=False, **kwargs)
+    except (ConnectionError, AuthenticationError) as err:
+        if address is None:
+            raise
+        raise LaunchError(f"--address {address}: cannot connect to the Ray cluster there: {err}. Check the address "
+                          "(`ray status` on the head prints it) and that this shell's RAY_AUTH_MODE matches the "
+                          "cluster's (`ray start` enables token authentication: export RAY_AUTH_MODE=token)") from None
     from dragsaw.platform.launch.interrupts import reinstall
 
     reinstall()  # Ray's core just replaced the SIGTERM handler with one that aborts
@@ -185,6 +194,39 @@ def tune_storage(store_url: str) -> str:
     return str(Path(tempfile.gettempdir()) / "dragsaw-tune")
 
 
+def compacting(store_url: str, experiment: str, every_n: int = 50, every_s: float = 300.0):
+    """A Tune callback that compacts the experiment's results in the background every
+    ``every_n`` finished trials or ``every_s`` seconds (``store.compactor.Compactor``)."""
+    from ray import tune
+
+    from dragsaw.platform.store.compactor import Compactor
+
+    class Compacting(tune.Callback):
+        # Tune pickles its callbacks: the Compactor (a lock, a thread) is made on first use.
+        def __init__(self):
+            self.compactor: Compactor | None = None
+
+        def __getstate__(self):
+            return {**self.__dict__, "compactor": None}
+
+        def _note(self):
+            if self.compactor is None:
+                self.compactor = Compactor(ResultStore(store_url), experiment, every_n, every_s)
+            self.compactor.note()
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._note()
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._note()
+
+        def on_experiment_end(self, trials, **info):
+            if self.compactor is not None:
+                self.compactor.close()
+
+    return Compacting()
+
+
 def run_grid(spec, trials: list, store_url: str, context: dict, address: str | None,
              echo: Callable[[str], None], trainable_fn: Callable | None = None, progress=None) -> dict:
     """Run grid trials with Ray Tune; returns {"ok": n, "failed": n} as Tune saw them.
@@ -207,7 +249,8 @@ def run_grid(spec, trials: list, store_url: str, context: dict, address: str | N
         run_config=tune.RunConfig(
             name=spec.name, storage_path=tune_storage(store_url), verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
-            callbacks=[progress or Progress(len(trials), "dice", "max", echo, store_url=store_url)],
+            callbacks=[progress or Progress(len(trials), "dice", "max", echo, store_url=store_url),
+                       compacting(store_url, spec.name)],
             stop=StopOnInterrupt(),
         ),
     )

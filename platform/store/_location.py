@@ -13,6 +13,7 @@ end up in specs, logs and Ray's experiment state.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from urllib.parse import urlsplit
@@ -29,6 +30,11 @@ SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_
                     "GOOGLE_APPLICATION_CREDENTIALS_JSON", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN")
 
 ENDPOINT_VARIABLES = ("DRAGSAW_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+
+# What the AWS chain reads from the environment: a change makes a new S3 client.
+_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                         "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
+_S3_CLIENTS: dict[tuple, AbstractFileSystem] = {}
 
 
 class StoreError(Exception):
@@ -94,4 +100,12 @@ def _s3(url: str) -> tuple[AbstractFileSystem, str]:
         kwargs["config_kwargs"]["retries"] = {"max_attempts": 3, "mode": "standard"}
     if endpoint:
         kwargs["endpoint_url"] = endpoint
-    return s3fs.S3FileSystem(**kwargs), bucket_and_prefix
+    # One client per process and configuration: creating one costs 0.3-1.5 s (botocore loads
+    # its service model), more than a trial-start read. Listings are never cached, so a reused
+    # client still sees what other writers just put; keys, endpoint and process are in the key.
+    key = (os.getpid(), endpoint, repr(sorted(kwargs["config_kwargs"].items())),
+           *(hashlib.sha256(os.environ.get(v, "").encode()).hexdigest() for v in _CREDENTIAL_VARIABLES))
+    fs = _S3_CLIENTS.get(key)
+    if fs is None:
+        fs = _S3_CLIENTS[key] = s3fs.S3FileSystem(**kwargs)
+    return fs, bucket_and_prefix

@@ -120,3 +120,28 @@ def test_trial_start_reads_its_own_records_only(store_url, monkeypatch):
     assert sorted(p.rsplit("/", 1)[1] for p in fetched) == ["t1-a1.parquet", "t1-a2.parquet"]
     assert store.attempts_of("exp1", "isic2016", "t3").num_rows == 0
     assert store.attempts_of("nope", "isic2016", "t1").num_rows == 0
+
+
+def test_compaction_while_trials_are_written(store_url):
+    """The driver's periodic compaction (every N results or T seconds, in the background) while
+    writers keep adding trials: every read sees every trial exactly once, the last compacted
+    file covers exactly the files there are, and a later compact has nothing to do."""
+    from dragsaw.platform.store.compactor import Compactor
+
+    store = ResultStore(store_url)
+    compactor = Compactor(store, "exp1", every_n=3, every_s=3600)
+    started = 0
+    for i in range(12):
+        store.write_trial(make_trial(f"t{i:02d}", seed=i), make_epochs(), make_cases())
+        started += compactor.note()
+        assert store.read("trials").num_rows == i + 1
+    compactor.close()
+    assert started >= 2 and compactor.runs == started
+    assert store.read("cases").num_rows == 12 * 6 and store.incomplete("exp1") == []
+    store.compact("exp1")
+    assert store.compact("exp1") == {"epochs": 0, "cases": 0, "trials": 0}
+    timed = Compactor(store, "exp1", every_n=1000, every_s=1e-6)
+    assert timed.note() is True
+    timed.close()
+    with pytest.raises(ValueError, match="every_n"):
+        Compactor(store, "exp1", every_n=0)
