@@ -77,7 +77,8 @@ def run_and_kill(spec: Path, store: Path, name: str, env: dict) -> None:
             if done and partial:
                 break
             if driver.poll() is not None:
-                pytest.fail("the driver finished before it could be killed:\n" + driver.stdout.read()[-3000:])
+                text = driver.stdout.read()
+                pytest.fail(f"the driver finished before it could be killed:\n{text[:2500]}\n...\n{text[-2500:]}")
             time.sleep(0.2)
         else:
             pytest.fail("no sample got to a checkpoint after a complete one")
