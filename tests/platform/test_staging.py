@@ -2,6 +2,7 @@
 cache (atomic, locked across processes, verified against the store's listing) and read
 locally; a spec naming one that does not exist exits 2. On moto and SeaweedFS."""
 
+import json
 import os
 import subprocess
 import sys
@@ -102,3 +103,61 @@ train: {{epochs: 1, batch_size: 4, image_size: [64, 64]}}
     assert out.returncode == 0, out.stderr[-2000:]
     assert "on object storage: each node stages it" in out.stdout
     assert not Path(local_path(dataset_url)).exists()  # a dry run stages nothing
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_grid_on_a_two_node_cluster_stages_its_s3_dataset_on_each_node(tmp_path, s3_store_url, monkeypatch):
+    """No shared file system: the dataset is only on the store; each node (its own
+    DRAGSAW_CACHE) and the driver stage it once, and both nodes run trials from their copies."""
+    from ray.cluster_utils import Cluster
+
+    from dragsaw.platform.store import ResultStore
+
+    bucket = s3_store_url.split("/")[2]
+    write_isic2016(tmp_path / "upload", n_train=8, n_test=4, size=(72, 96), seed=0)
+    url = f"s3://{bucket}/ISIC2016"
+    fs, root = filesystem(url)
+    fs.put(str(tmp_path / "upload") + "/", root, recursive=True)
+    caches = {"head": tmp_path / "cache-head", "worker": tmp_path / "cache-worker"}
+    monkeypatch.setenv("DRAGSAW_CACHE", str(caches["head"]))  # the head node's
+    spec = tmp_path / "remote.yaml"
+    spec.write_text(f"""\
+name: remote
+store: {s3_store_url}
+datasets:
+  - {{name: isic2016, root: "{url}"}}
+model: {{name: unet, width: 0.125}}
+train: {{epochs: 1, batch_size: 4, image_size: [64, 64]}}
+seeds: [0, 1, 2, 3]
+resources: {{cpus: 1}}
+concurrency: 2
+variants:
+  baseline: {{}}
+""")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:  # a node's processes inherit the environment it was started in: each its own cache
+        monkeypatch.setenv("DRAGSAW_CACHE", str(caches["worker"]))
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        # The driver forwards its DRAGSAW_CACHE to every worker (run.PASSED): here it has none
+        # (its own copy goes under its HOME), so each node keeps the cache it was started with.
+        monkeypatch.delenv("DRAGSAW_CACHE")
+        (tmp_path / "driver-home").mkdir()
+        ray_dir = Path("~/.ray").expanduser()  # Ray's auth token for the cluster started above
+        if ray_dir.exists():
+            (tmp_path / "driver-home" / ".ray").symlink_to(ray_dir)
+        monkeypatch.setenv("HOME", str(tmp_path / "driver-home"))
+        caches["driver"] = tmp_path / "driver-home" / ".cache" / "dragsaw"
+        out = dragsaw("run", spec, "--address", cluster.address, cwd=tmp_path, timeout=600)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    finally:
+        cluster.shutdown()
+    trials = ResultStore(s3_store_url).trial_attempts("remote").to_pylist()
+    assert len(trials) == 4 and {t["status"] for t in trials} == {"completed"}
+    assert len({t["node"] for t in trials}) == 2, [t["node"] for t in trials]
+    assert {json.loads(t["config_json"])["data"]["root"] for t in trials} == {url}  # the URL, not a node's path
+    for where, cache in caches.items():
+        staged = [p for p in (cache / "datasets").iterdir() if not p.name.endswith(".lock")]
+        assert [p.name for p in staged] == [local_path(url).name], (where, staged)
+        assert (staged[0] / MANIFEST).exists()
