@@ -14,9 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dragsaw.workloads.canonical import canonical_json
+
+if TYPE_CHECKING:
+    from dragsaw.platform.experiment.schema import ExperimentSpec
+    from dragsaw.workloads.recipe.probe import MemoryPeak
 
 #: What one more CUDA process costs beyond its tensors (context, kernels, allocator slack),
 #: counted once per packed trial.
@@ -73,7 +77,7 @@ def gpu_memory() -> tuple[int, str] | None:
         return None
 
 
-def peak_of(c: Configuration):
+def peak_of(c: Configuration) -> MemoryPeak:
     """The configuration's MemoryPeak on this machine's GPU, probed once per process."""
     if c.key not in _PEAKS:
         from dragsaw.workloads.recipe.probe import peak_memory
@@ -122,7 +126,7 @@ def check(configs: Sequence[Configuration], gpus: float, memory: tuple[int, str]
     return lines, problems
 
 
-def packing(spec, trials: Sequence = (), studies: Sequence = (), datasets: dict | None = None
+def packing(spec: ExperimentSpec, trials: Sequence = (), studies: Sequence = (), datasets: dict | None = None
             ) -> tuple[list[str], list[str]]:
     """:func:`check` for ``spec`` on this machine's GPU; trials/studies/datasets as the preview
     has them (default: expanded here without the data)."""
