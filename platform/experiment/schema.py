@@ -51,7 +51,7 @@ from dragsaw.platform.experiment.configs import OVERRIDABLE, deep_merge, part_pr
 from dragsaw.platform.experiment.errors import Loc, raise_problems
 from dragsaw.platform.experiment.parts import Checkpoints, DatasetSpec, Failure, Resources
 from dragsaw.platform.experiment.variants import axis_entries, combine, label_problems
-from dragsaw.platform.search.probe import probe_problems
+from dragsaw.platform.search.probe import effective_space
 from dragsaw.platform.search.schema import SearchSpec
 from dragsaw.workloads._checks import closest
 from dragsaw.workloads.recipe import EvalConfig, ModelConfig, TrainConfig
@@ -223,7 +223,7 @@ class ExperimentSpec(_Strict):
         if all(k in data for k in (*OVERRIDABLE, "datasets")):  # else their own errors are reported
             bases = {canonical(b): b for b in (_dataset_base(data, d) for d in data["datasets"])}
             for base in bases.values():
-                problems += [(("space",) + loc, msg) for loc, msg in probe_problems(space, base)]
+                problems += [(("space",) + loc, msg) for loc, msg in effective_space(space, base)[2]]
         raise_problems("search", problems)
         return v
 

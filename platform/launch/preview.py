@@ -49,6 +49,7 @@ class Preview:
     notes: list[str] = field(default_factory=list)
     memory: list[str] = field(default_factory=list)  # GPU packing: peak memory per configuration (packing.py)
     checkpoints: list[str] = field(default_factory=list)  # storage and upload volume (checkpoints.py)
+    space: list[str] = field(default_factory=list)  # the searches' effective spaces (space_lines)
 
     @property
     def count(self) -> int:
@@ -77,6 +78,7 @@ class Preview:
         lines += self.checkpoints
         lines += self.memory
         lines += [f"note: {n}" for n in self.notes]
+        lines += self.space
         if self.missing:
             lines.append(f"dataset roots missing here ({len(self.missing)}):")
             lines += [f"  {m}" for m in self.missing]
@@ -94,6 +96,9 @@ def preview(spec: ExperimentSpec, store_url: str | None = None) -> Preview:
     out = Preview(spec, missing=missing)
     if spec.search is not None:
         out.studies = studies(spec, datasets)
+        for study in out.studies:
+            out.notes += [c.note() for c in study.cuts if c.note() not in out.notes]
+            out.space += space_lines(study)
         configs = [(s.base_config, s.dataset, spec.search.num_samples * len(s.folds)) for s in out.studies]
     else:
         out.trials = expand(spec, datasets)
@@ -277,6 +282,32 @@ def ray_connected() -> bool:
     return "ray" in sys.modules and sys.modules["ray"].is_initialized()
 
 
+def space_lines(study: Any) -> list[str]:
+    """The effective search space of one study (a StudySpec), one line per parameter; a
+    template's instances whose choices were cut are listed beside it."""
+    space = study.space
+    lines = [f"effective space of study {study.study_name}" + (f" ({len(study.cuts)} choices cut):" if study.cuts
+                                                               else ":")]
+    for p in space.params:
+        text = _dist_text(p.dist)
+        if p.template:
+            narrowed = {layer: _dist_text(space.dist(p.instance(layer))) for layer in space.layer_domain}
+            by_text: dict[str, list[str]] = {}
+            for layer, t in narrowed.items():
+                if t != text:
+                    by_text.setdefault(t, []).append(layer)
+            text += "".join(f"; on {', '.join(layers)}: {t}" for t, layers in by_text.items())
+        else:
+            text = _dist_text(space.dist(p.name))
+        lines.append(f"  {p.name}: {text}" + (f"  when {p.dist.when}" if p.dist.when else ""))
+    return lines
+
+
+def _dist_text(dist: Any) -> str:
+    d = dist.model_dump(mode="json", exclude={"when", "type"}, exclude_defaults=True)
+    return f"{dist.type} " + ", ".join(f"{k}={v}" for k, v in d.items())
+
+
 def refuse(problems: list[str], source: str) -> None:
     """Raise the LaunchError (exit status 2) that lists ``problems``, if any."""
     if problems:
@@ -301,5 +332,5 @@ def print_trials(result: Preview, store_url: str, echo: Callable[[str], None]) -
              f"gpu {t.resources['gpu']:g}")
 
 
-__all__ = ["Preview", "preview", "local_resource_problems", "cluster_resource_problems", "refuse", "print_trials", "ray_connected",
+__all__ = ["Preview", "preview", "space_lines", "local_resource_problems", "cluster_resource_problems", "refuse", "print_trials", "ray_connected",
            "GPU_FLOPS", "CPU_FLOPS"]

@@ -113,7 +113,10 @@ def run_searches(spec: ExperimentSpec, studies: list[StudySpec], store_url: str,
     for study in studies:
         if stopping():
             break
-        optuna_study = open_study(storage, study, echo=echo)
+        try:
+            optuna_study = open_study(storage, study, echo=echo)
+        except ValueError as err:  # a changed space (check_space)
+            raise LaunchError(str(err)) from None
         reconcile(optuna_study, results, spec.name)
         finished = finished_samples(optuna_study)
         remaining = max(0, study.search.num_samples - finished)

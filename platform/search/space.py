@@ -238,6 +238,24 @@ class SearchSpace:
         self._by_name = {p.name: p for p in self.params}
         self._instances = {p.instance(layer): (p, layer) for p in self.params if p.template
                            for layer in self.layer_domain}
+        #: suggest name -> a narrower distribution than its entry's (choices cut by the probe)
+        self._dists: dict[str, Distribution] = {}
+
+    def with_dists(self, dists: Mapping[str, Distribution]) -> SearchSpace:
+        """A copy in which the parameters (or template instances, ``pdcr.n.encoder.5``) named in
+        ``dists`` draw from those distributions instead (the probe's cut choices removed)."""
+        out = copy.copy(self)
+        out._dists = {**self._dists, **{self.param(n).name if n in self._by_name else n: d for n, d in dists.items()}}
+        return out
+
+    def dist(self, name: str) -> Distribution:
+        """The distribution parameter ``name`` (a template instance too) is drawn from."""
+        return self._dists.get(name) or self.param(name).dist
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Every suggest name -> its effective distribution as plain data (no ``when``), in
+        suggestion order: what a study records to tell a changed space on resume."""
+        return {n: self.dist(n).model_dump(mode="json", exclude={"when"}) for n in self.names()}
 
     # -- names ------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -267,9 +285,9 @@ class SearchSpace:
                     raise SpaceError([((p.name,), f"a {TEMPLATE} template needs a `when` that uses `layer`")])
                 for layer in self.layer_domain:
                     if p.condition(values, layer):
-                        values[p.instance(layer)] = _suggest(trial, p.instance(layer), p.dist)
+                        values[p.instance(layer)] = _suggest(trial, p.instance(layer), self.dist(p.instance(layer)))
             elif p.condition is None or p.condition(values):
-                values[p.name] = _suggest(trial, p.name, p.dist)
+                values[p.name] = _suggest(trial, p.name, self.dist(p.name))
         return values
 
     def to_optuna(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -277,7 +295,7 @@ class SearchSpace:
         ``optuna.trial.FixedTrial`` or ``study.enqueue_trial``."""
         out = {}
         for name, value in params.items():
-            dist = self.param(name).dist
+            dist = self.dist(name)
             if isinstance(dist, SubsetDist):
                 out[name] = dist.encode(value)
             elif isinstance(dist, CategoricalDist):

@@ -16,8 +16,9 @@ from dragsaw.platform.experiment.grid import (
     trial_id,
 )
 from dragsaw.platform.experiment.schema import ExperimentSpec
+from dragsaw.platform.search.probe import Cut, effective_space
 from dragsaw.platform.search.schema import SearchSpec
-from dragsaw.platform.search.space import SearchSpace
+from dragsaw.platform.search.space import SearchSpace, parse_distribution
 from dragsaw.workloads.canonical import digest
 from dragsaw.workloads.data import SegmentationDataset
 from dragsaw.workloads.recipe import TrialConfig
@@ -45,10 +46,16 @@ class StudySpec:
     base_config: dict = field(hash=False)
     search: SearchSpec = field(hash=False)
     resources: dict = field(hash=False)
+    #: choices cut before the study starts (``probe.effective_space``), and the narrowed
+    #: distributions (suggest name -> distribution as plain data) they leave
+    cuts: tuple[Cut, ...] = ()
+    narrowed: dict = field(hash=False, default_factory=dict)
 
     @property
     def space(self) -> SearchSpace:
-        return self.search.search_space()
+        """The effective space: the spec's, less the choices that cannot run (``cuts``)."""
+        space = self.search.search_space()
+        return space.with_dists({n: parse_distribution(d) for n, d in self.narrowed.items()}) if self.narrowed else space
 
     @property
     def metrics(self) -> list[str]:
@@ -101,11 +108,14 @@ def studies(spec: ExperimentSpec, datasets: Mapping[str, SegmentationDataset] | 
         folds = tuple(folds_of(d, dataset, single=single))
         seed, fraction = spec.seeds[0], d.fraction[0]
         base = trial_config(spec, spec.dataset_base(d), d, dataset, folds[0], fraction, seed)
+        space, cuts, _ = effective_space(spec.search.search_space(), spec.dataset_base(d))  # memoised
+        narrowed = {n: space.dist(n).model_dump(mode="json") for n in {c.param for c in cuts}}
         name = spec.search.study_name or f"{spec.name}.{d.key}"
         if spec.search.study_name and len(spec.datasets) > 1:
             name = f"{spec.search.study_name}.{d.key}"
         out.append(StudySpec(study_name=name, experiment=spec.name, dataset=d.key, folds=folds, seed=seed,
-                             fraction=fraction, num_classes=dataset.num_classes, base_config=base, search=spec.search, resources=resources(spec)))
+                             fraction=fraction, num_classes=dataset.num_classes, base_config=base, search=spec.search,
+                             resources=resources(spec), cuts=tuple(cuts), narrowed=narrowed))
     return out
 
 
@@ -138,10 +148,41 @@ def open_study(storage: optuna.storages.BaseStorage, study: StudySpec,
         opened = optuna.create_study(storage=storage, study_name=study.study_name, directions=study.directions,
                                      sampler=sampler or make_sampler(study.search.sampler, study.search.seed),
                                      load_if_exists=True)
+    check_space(opened, study, echo)
     if echo is not None:
         echo(f"study {study.study_name}: " + (f"reopened, {len(opened.trials)} samples recorded" if existed
                                               else "created"))
     return opened
 
 
-__all__ = ["StudySpec", "open_study", "quiet_optuna", "studies"]
+#: The study's user attribute holding its effective space (``SearchSpace.describe``).
+SPACE_ATTR = "dragsaw_space"
+
+
+def check_space(opened: optuna.Study, study: StudySpec, echo: Callable[[str], None] | None = None) -> None:
+    """Record the effective space in a new study; on reopening, compare it with the recorded
+    one. Optuna cannot mix two choice lists of one categorical parameter in a study (it raises
+    at the next suggestion, and TPE would read old indices against new choices), so a
+    changed categorical or subset raises ValueError naming the parameters; a changed numeric
+    range is only noted (Optuna keeps both). ``echo`` gets the note."""
+    now = study.space.describe()
+    recorded = opened.user_attrs.get(SPACE_ATTR)
+    if recorded is None:
+        opened.set_user_attr(SPACE_ATTR, now)
+        return
+    changed = sorted(n for n in set(now) | set(recorded) if now.get(n) != recorded.get(n))
+    discrete = [n for n in changed if {(now.get(n) or {}).get("type"), (recorded.get(n) or {}).get("type")}
+                & {"categorical", "subset"}]
+    if discrete:
+        lines = [f"  {n}: recorded {recorded.get(n)}, now {now.get(n)}" for n in discrete]
+        raise ValueError(f"study {study.study_name}: its space changed since it was created (the image size, "
+                         "the model or the spec's choices differ), and Optuna cannot mix the choices of one "
+                         "parameter in a study:\n" + "\n".join(lines)
+                         + "\n  restore the spec, or start a new study (search.study_name)")
+    if changed:
+        if echo is not None:
+            echo(f"study {study.study_name}: note: ranges changed since it was created: {changed}")
+        opened.set_user_attr(SPACE_ATTR, now)
+
+
+__all__ = ["StudySpec", "open_study", "check_space", "quiet_optuna", "studies", "SPACE_ATTR"]

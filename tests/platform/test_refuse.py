@@ -64,17 +64,34 @@ def test_patches_larger_than_the_image_are_refused(tmp_path, capsys, command):
     assert "plugins.pdcr.patch_sizes" in err and "[5000]" in err and "at most 64" in err, err
 
 
-def test_a_search_choice_too_large_for_its_layer_is_refused(tmp_path, capsys):
-    """The shipped search's N choices reach 128; at 96 px encoder.4/5 of DeepLabV3+ have 36 positions."""
+def test_a_search_choice_too_large_for_its_layer_is_cut_with_a_note(tmp_path, capsys):
+    """The shipped search's N choices reach 128; at 96 px encoder.4/5 of DeepLabV3+ have 36
+    positions: 64 and 128 are cut there (a note each, the effective space printed), not refused."""
     from pathlib import Path
 
     spec = Path(__file__).resolve().parents[2] / "configs" / "search" / "new_dataset.yaml"
     store = tmp_path / "results"
     assert main(["validate", str(spec), "--smoke", "--set", f"store={store}", "--set",
-                 'search.space["pdcr.n.{layer}"].choices=[8, 16, 32, 64, 128]']) == 2
-    err = capsys.readouterr().err
-    assert 'search.space["pdcr.n.encoder.5"]' in err and "exceeds the 36 positions of layer 'encoder.5'" in err, err
+                 'search.space["pdcr.n.{layer}"].choices=[8, 16, 32, 64, 128]']) == 0
+    out = capsys.readouterr().out
+    assert ('note: search.space["pdcr.n.encoder.5"]: choice 128 cut: n=128 exceeds the 36 positions of layer '
+            "'encoder.5'") in out, out
+    assert "pdcr.n.{layer}: categorical choices=[8, 16, 32, 64, 128]; on encoder.4, encoder.5: categorical " \
+        "choices=[8, 16, 32]" in out, out
     assert not store.exists()
+
+
+@pytest.mark.parametrize("command", [("validate",), ("run", "--dry-run")], ids=lambda c: " ".join(c))
+def test_a_search_parameter_with_no_runnable_choice_left_is_refused(tmp_path, capsys, command):
+    from pathlib import Path
+
+    spec = Path(__file__).resolve().parents[2] / "configs" / "search" / "new_dataset.yaml"
+    store = tmp_path / "results"
+    assert main([*command, str(spec), "--smoke", "--set", f"store={store}", "--set",
+                 'search.space["pdcr.n.{layer}"].choices=[64, 128]']) == 2
+    err = capsys.readouterr().err
+    assert 'search.space["pdcr.n.encoder.5"]' in err and "no runnable choice left" in err, err
+    assert "Traceback" not in err and not store.exists()
 
 
 @pytest.mark.parametrize("command", [("run",)], ids=["run"])
