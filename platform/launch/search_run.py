@@ -117,6 +117,12 @@ def run_searches(spec: ExperimentSpec, studies: list[StudySpec], store_url: str,
             optuna_study = open_study(storage, study, echo=echo)
         except ValueError as err:  # a changed space (check_space)
             raise LaunchError(str(err)) from None
+        warm = study.search.warm_start
+        if warm is not None:
+            from dragsaw.platform.search.warm_start import warm_start
+
+            warm_start(optuna_study, study.space, results, warm.experiments, warm.top, study.metrics[0],
+                       study.modes[0], echo, self_name=spec.name)
         reconcile(optuna_study, results, spec.name)
         finished = finished_samples(optuna_study)
         remaining = max(0, study.search.num_samples - finished)

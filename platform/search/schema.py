@@ -8,13 +8,20 @@
       metric: dice                 # mode: max | min (default: the metric's known direction)
       objective: single            # single (one fold) | mean_over_folds
       objectives: null             # or [{metric: dice, mode: max}, {metric: train_seconds, mode: min}]
-      storage: null                # SQLAlchemy URL; default: SQLite next to the results
+      storage: null                # default: an Optuna journal kept in the result store (any store,
+                                   # s3:// too); or a database URL (postgresql://user@host/db),
+                                   # credentials from the environment only (no password in the URL)
       study_name: null             # default: <experiment>.<dataset>
+      warm_start: null             # {experiments: [grid_a, search_b], top: 3}: the best `top`
+                                   # configurations of each earlier experiment in the same store
+                                   # (grids: variants by mean metric; searches: completed samples)
+                                   # are the first samples, where the space can express them
       space: {...}                 # see dragsaw.platform.search.space
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -92,6 +99,24 @@ class Scheduler(_Strict):
                 "reduction_factor": self.reduction_factor or 2.0, "max_t": self.max_t or epochs}
 
 
+class WarmStart(_Strict):
+    """Earlier experiments (in the same store) whose best ``top`` configurations each are
+    enqueued as the first samples of a new study."""
+
+    experiments: list[str] = Field(min_length=1)
+    top: int = Field(default=3, ge=1, le=1000)
+
+    @field_validator("experiments")
+    @classmethod
+    def _names(cls, v):
+        bad = [n for n in v if not re.fullmatch(r"[a-z0-9_-]+", n)]
+        if bad:
+            raise ValueError(f"experiment names match [a-z0-9_-]+, but got {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"experiments must be distinct, but got {v}")
+        return v
+
+
 class SearchSpec(_Strict):
     """An Optuna study per dataset (see the module docstring)."""
 
@@ -105,6 +130,7 @@ class SearchSpec(_Strict):
     objectives: list[Objective] | None = Field(default=None, min_length=2)
     storage: str | None = None
     study_name: str | None = None
+    warm_start: WarmStart | None = None
     space: dict[str, Any]
 
     @field_validator("sampler")
@@ -132,10 +158,14 @@ class SearchSpec(_Strict):
         from sqlalchemy.exc import ArgumentError
 
         try:
-            make_url(v)
+            url = make_url(v)
         except ArgumentError:
-            raise ValueError(f"storage must be an SQLAlchemy URL such as sqlite:///path/optuna.db or "
-                             f"postgresql://host/db, but got {v!r}") from None
+            raise ValueError("storage must be a database URL such as postgresql://user@host/db (or absent: a "
+                             "journal in the result store), but it does not parse as one") from None
+        if url.password is not None:  # never repeat it: the message may be logged
+            raise ValueError(f"storage {url.render_as_string(hide_password=True)} holds a password: a spec is "
+                             "copied into the store (spec.json), so give the URL without it and the password "
+                             "in the environment (PGPASSWORD, or ~/.pgpass)")
         return v
 
     @field_validator("space")
@@ -197,4 +227,4 @@ class SearchSpec(_Strict):
         return out
 
 
-__all__ = ["SearchSpec", "Scheduler", "Objective", "SAMPLERS", "METRIC_MODES", "metric_mode"]
+__all__ = ["SearchSpec", "WarmStart", "Scheduler", "Objective", "SAMPLERS", "METRIC_MODES", "metric_mode"]
