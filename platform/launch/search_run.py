@@ -113,6 +113,8 @@ def run_searches(spec: ExperimentSpec, studies: list[StudySpec], store_url: str,
     for study in studies:
         if stopping():
             break
+        for cut in study.cuts:  # never sampled (probe.effective_space)
+            echo(f"note: {cut.note()}")
         try:
             optuna_study = open_study(storage, study, echo=echo)
         except ValueError as err:  # a changed space (check_space)

@@ -138,3 +138,59 @@ def test_a_storage_url_with_a_password_is_refused_without_repeating_it(tmp_path,
         assert "hunter2secret" not in captured.err + captured.out
         assert "holds a password" in captured.err and "PGPASSWORD" in captured.err, captured.err
     assert not (tmp_path / "results").exists()
+
+
+SEARCH = """\
+name: warm
+store: {store}
+datasets:
+  - name: isic2016
+    root: {root}
+    synthetic: {{n_train: 8, n_test: 4, size: [72, 96], seed: 0}}
+model: {{name: unet, width: 0.125}}
+train: {{epochs: 1, batch_size: 4, image_size: [64, 64]}}
+seeds: [0]
+resources: {{cpus: 1}}
+concurrency: 2
+search:
+  num_samples: 3
+  sampler: random
+  warm_start: {{experiments: [tiny], top: 2}}
+  space:
+    placement.uafr: {{type: subset, choices: [encoder.2, encoder.3], min_size: 0}}
+    placement.pdcr: {{type: subset, choices: [encoder.2, encoder.5], min_size: 0}}
+    pdcr.n.{{layer}}: {{type: categorical, choices: [8, 32], when: "layer in placement.pdcr"}}
+    train.lr: {{type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_search_warm_started_from_a_grid_in_the_same_store_runs_its_variants_first(tmp_path):
+    """End to end: the quick grid (baseline, UAFR on encoder.2) runs, then a search whose space
+    has a choice that cannot run (N=32 on unet's 4x4 encoder.5 at 64 px: cut, with a note) is
+    warm-started from it: its first two samples are the grid's two variants."""
+    from optuna.storages.journal import JournalFileBackend
+
+    from .test_cli import dragsaw, write_spec
+
+    store = tmp_path / "results"
+    grid = write_spec(tmp_path, store=store)
+    out = dragsaw("run", grid, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    spec = tmp_path / "warm.yaml"
+    spec.write_text(SEARCH.format(store=store, root=tmp_path / "isic"))
+    out = dragsaw("run", spec, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert 'note: search.space["pdcr.n.encoder.5"]: choice 32 cut' in out.stdout, out.stdout
+    assert "warm start: tiny/uafr" in out.stdout and "warm start: tiny/baseline" in out.stdout, out.stdout
+    journal = store / "_experiments" / "warm" / "study.journal"
+    study = optuna.load_study(study_name="warm.isic2016",
+                              storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+    trials = sorted(study.get_trials(), key=lambda t: t.number)
+    assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), trials
+    sources = {t.user_attrs.get(SOURCE_ATTR): t.params for t in trials[:2]}
+    lr = trials[0].params["train.lr"]
+    assert sources == {"tiny/baseline": {"placement.uafr": "", "placement.pdcr": "", "train.lr": lr},
+                       "tiny/uafr": {"placement.uafr": "encoder.2", "placement.pdcr": "", "train.lr": lr}}
+    assert all(t.params.get("pdcr.n.encoder.5", 8) == 8 for t in trials)
