@@ -160,7 +160,7 @@ class SearchSpec(_Strict):
         try:
             url = make_url(v)
         except ArgumentError:
-            raise ValueError("storage must be a database URL such as postgresql://user@host/db (or absent: a "
+            raise ValueError("storage must be an SQLAlchemy URL such as postgresql://user@host/db (or absent: a "
                              "journal in the result store), but it does not parse as one") from None
         if url.password is not None:  # never repeat it: the message may be logged
             raise ValueError(f"storage {url.render_as_string(hide_password=True)} holds a password: a spec is "
