@@ -1,4 +1,5 @@
-"""``dragsaw best``: the best samples of a search, and the grid spec that confirms them."""
+"""``dragsaw best``: the best samples of a search, and the grid spec that confirms them;
+``dragsaw dashboard``: optuna-dashboard on a search's study, wherever it lives."""
 
 from __future__ import annotations
 
@@ -59,8 +60,89 @@ def _best(args: argparse.Namespace) -> int:
     return 0
 
 
+def dashboard_storage(url: str, name: str, scratch: str) -> tuple[object, str]:
+    """(storage optuna-dashboard serves, where the study lives) for the search ``name`` in the
+    store ``url``: a database URL (``search.storage``) or a local journal as they are; a
+    journal in an object store is first copied into a local journal under ``scratch`` (a
+    read-only snapshot: nothing is written back). UsageError for a grid or an unknown name."""
+    from dragsaw.platform.launch.run import LaunchError, load_record
+    from dragsaw.platform.search.storage import study_storage
+
+    try:
+        record = load_record(url, name)
+    except LaunchError as err:
+        raise UsageError(str(err)) from None
+    search = (record.get("spec") or {}).get("search")
+    if not search:
+        raise UsageError(f"experiment {name!r} in {url} is a grid, not a search: it has no Optuna study")
+    try:
+        storage, where = study_storage(search.get("storage"), url, name)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    from optuna.storages import JournalStorage
+
+    backend = getattr(storage, "_backend", None)
+    if isinstance(storage, JournalStorage) and backend is not None and type(backend).__name__ == "ObjectJournalBackend":
+        from optuna.storages.journal import JournalFileBackend
+
+        local = JournalFileBackend(f"{scratch}/study.journal")
+        logs = list(backend.read_logs(0))
+        if logs:
+            local.append_logs(logs)
+        return JournalStorage(local), f"{where} (a snapshot: {len(logs)} journal records)"
+    return storage, where
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import signal
+    import tempfile
+
+    from dragsaw.platform.launch.run import absolute
+
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise UsageError("optuna-dashboard is not installed: pip install 'dragsaw[dashboard]'") from None
+    url = absolute(store_url(args))
+    with tempfile.TemporaryDirectory(prefix="dragsaw-dashboard-") as scratch:
+        storage, where = dashboard_storage(url, args.name, scratch)
+        print(f"optuna-dashboard for {args.name} (study in {where}) at http://127.0.0.1:{args.port}/ "
+              "(Ctrl-C stops)", flush=True)
+        def stop(signum, frame):  # SIGTERM as Ctrl-C: the snapshot is removed on the way out
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            run_server(storage, host="127.0.0.1", port=args.port)  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {text!r}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``best`` to the ``dragsaw`` subcommands."""
+    """Add ``best`` and ``dashboard`` to the ``dragsaw`` subcommands."""
+    d = sub.add_parser("dashboard", parents=[store_parent()],
+                       help="serve optuna-dashboard on 127.0.0.1 for a search's study (optional extra: "
+                            "pip install 'dragsaw[dashboard]')",
+                       description="Serves optuna-dashboard for the Optuna study of the search NAME wherever it "
+                                   "lives: the journal in a local store (live), a database (search.storage), or "
+                                   "the journal in an s3:// store (read into a local snapshot first). Listens on "
+                                   "127.0.0.1 only; Ctrl-C stops it.")
+    d.add_argument("name", metavar="NAME", help="the search experiment's name (as `dragsaw status` lists it)")
+    d.add_argument("--port", type=_port, default=8080, metavar="P", help="the port to listen on (default: 8080)")
+    d.set_defaults(func=_dashboard)
     p = sub.add_parser("best", parents=[store_parent()],
                        help="the best samples of a search (value, state, parameters); --export a grid that confirms "
                             "them",
