@@ -83,3 +83,28 @@ def test_dashboard_of_an_unknown_experiment_exits_2(tmp_path):
     out = subprocess.run([DRAGSAW, "dashboard", "nope", "--store", str(tmp_path / "results"), "--port",
                           str(free_port())], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr and "nope" in out.stderr, out.stderr
+
+
+def test_an_s3_journal_is_served_from_a_local_snapshot_and_never_written_back(tmp_path, s3_store_url):
+    from dragsaw.platform.cli.search import dashboard_storage
+    from dragsaw.platform.experiment.loading import load_spec
+    from dragsaw.platform.launch.run import save_record
+    from dragsaw.platform.search.storage import journal_location, study_storage
+    from dragsaw.platform.store._location import filesystem
+
+    spec = load_spec(str(write_spec(tmp_path, "dash.yaml", text=SEARCH.format(store=s3_store_url,
+                                                                               root=tmp_path / "isic"))))
+    save_record(s3_store_url, spec, "hash")
+    storage, _ = study_storage(None, s3_store_url, "dash")
+    study = optuna.create_study(storage=storage, study_name="dash.isic2016", direction="maximize")
+    trial = study.ask()
+    trial.suggest_float("train.lr", 1e-4, 1e-2, log=True)
+    study.tell(trial, 0.5)
+    fs, root = filesystem(journal_location(s3_store_url, "dash"))
+    before = sorted(fs.ls(root, refresh=True))
+    snapshot, where = dashboard_storage(s3_store_url, "dash", str(tmp_path))
+    assert "snapshot" in where and (tmp_path / "study.journal").exists()
+    copy = optuna.load_study(study_name="dash.isic2016", storage=snapshot)  # type: ignore[arg-type]
+    assert [t.value for t in copy.trials] == [0.5]
+    copy.set_user_attr("note", "written by the dashboard")  # lands in the snapshot only
+    assert sorted(fs.ls(root, refresh=True)) == before
