@@ -107,7 +107,9 @@ def ray_init(address: str | None, num_cpus: int | None = None) -> bool:
     for key in PASSED:
         if key in os.environ:
             runtime_env["env_vars"][key] = os.environ[key]
-    kwargs: dict[str, Any] = {"address": address} if address else {"num_cpus": num_cpus,
+    # "local": a new Ray in this process even when `ray start` runs on this machine (ray.init()
+    # without an address would join that cluster, whose workers lack this shell's environment).
+    kwargs: dict[str, Any] = {"address": address} if address else {"address": "local", "num_cpus": num_cpus,
                                                                     "include_dashboard": False}
     from ray.exceptions import AuthenticationError
 

@@ -44,7 +44,8 @@ def test_a_planted_secret_is_written_nowhere(tmp_path, backend, request):
     try:
         spec = tmp_path / "tiny.yaml"
         spec.write_text(TINY.format(store=store_url, root=tmp_path / "isic", layer="encoder.2"))
-        env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "RAY_TMPDIR": str(ray_tmp),
+        (tmp_path / "tmp").mkdir()  # the driver's temp files (Tune's bookkeeping of an s3 run) are searched too
+        env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "RAY_TMPDIR": str(ray_tmp), "TMPDIR": str(tmp_path / "tmp"),
                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "planted-key-id"),
                "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_SESSION_TOKEN": TOKEN}
         run = subprocess.run([DRAGSAW, "run", str(spec)], capture_output=True, text=True, env=env,
