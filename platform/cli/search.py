@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from dragsaw.platform.cli._common import UsageError, store_parent, store_url
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
 
 
 def _positive(text: str) -> int:
@@ -60,7 +64,7 @@ def _best(args: argparse.Namespace) -> int:
     return 0
 
 
-def dashboard_storage(url: str, name: str, scratch: str) -> tuple[object, str]:
+def dashboard_storage(url: str, name: str, scratch: str) -> tuple[BaseStorage, str]:
     """(storage optuna-dashboard serves, where the study lives) for the search ``name`` in the
     store ``url``: a database URL (``search.storage``) or a local journal as they are; a
     journal in an object store is first copied into a local journal under ``scratch`` (a
@@ -113,7 +117,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
         previous = signal.signal(signal.SIGTERM, stop)
         try:
-            run_server(storage, host="127.0.0.1", port=args.port)  # type: ignore[arg-type]
+            run_server(storage, host="127.0.0.1", port=args.port)
         except KeyboardInterrupt:
             pass
         finally:

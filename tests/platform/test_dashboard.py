@@ -104,7 +104,7 @@ def test_an_s3_journal_is_served_from_a_local_snapshot_and_never_written_back(tm
     before = sorted(fs.ls(root, refresh=True))
     snapshot, where = dashboard_storage(s3_store_url, "dash", str(tmp_path))
     assert "snapshot" in where and (tmp_path / "study.journal").exists()
-    copy = optuna.load_study(study_name="dash.isic2016", storage=snapshot)  # type: ignore[arg-type]
+    copy = optuna.load_study(study_name="dash.isic2016", storage=snapshot)
     assert [t.value for t in copy.trials] == [0.5]
     copy.set_user_attr("note", "written by the dashboard")  # lands in the snapshot only
     assert sorted(fs.ls(root, refresh=True)) == before
