@@ -7,8 +7,8 @@ wrapper fetches the matching pyright package from the npm registry and runs it w
 
 from __future__ import annotations
 
-import json
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
