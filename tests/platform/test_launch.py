@@ -88,7 +88,9 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     store = ResultStore(store_url)
     done_before = store.completed("killed")
     assert len(done_before) < 4
-    out = dragsaw("resume", "killed", "--store", store_url, timeout=600)
+    refused = dragsaw("resume", "killed", "--store", store_url)  # the dead driver's lease has not expired yet
+    assert refused.returncode == 2 and "being run by another driver" in refused.stderr
+    out = dragsaw("resume", "killed", "--store", store_url, "--take-over", timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert store.completed("killed") >= done_before and len(store.completed("killed")) == 4
     trials, cases, epochs = counts(store, "killed")
