@@ -31,7 +31,10 @@ def free_port(below: int | None = None) -> int:
             if below is None:
                 s.bind(("127.0.0.1", 0))
             else:
-                s.bind(("127.0.0.1", int.from_bytes(os.urandom(2), "big") % (below - 20000) + 20000))
+                try:  # a random port below the bound: it may be taken (Ray and others listen up there)
+                    s.bind(("127.0.0.1", int.from_bytes(os.urandom(2), "big") % (below - 20000) + 20000))
+                except OSError:
+                    continue
             port = s.getsockname()[1]
         if below is None or _free(port + 10000):
             return port

@@ -128,8 +128,11 @@ def test_channels_last_gives_the_same_step_and_loss_curve(isic_root, tmp_path, f
                                    augment=False)
     assert loss_cl == pytest.approx(loss, rel=1e-5)
     assert grads.keys() == grads_cl.keys()
+    # Gradients of the early layers sum over every pooling window above them: the two layouts'
+    # rounding (~1e-6) moves them by up to ~5e-4 of their norm (seen once with other work on the
+    # machine changing the thread split); a layout bug moves them by O(1).
     for name, g in grads.items():
-        assert (g - grads_cl[name]).norm() <= 1e-4 * g.norm(), name
+        assert (g - grads_cl[name]).norm() <= 2e-3 * g.norm(), name
     curve = loss_curve(isic_root, tmp_path / "cache", precision="off", channels_last=True)
     assert curve == pytest.approx(fp32_curve, rel=2e-3)
 
