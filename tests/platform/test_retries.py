@@ -106,7 +106,7 @@ def grid(tmp_path, name: str, max_failures: int):
     from dragsaw.platform.experiment.datasets import prepare_datasets
     from dragsaw.platform.experiment.grid import expand, spec_hash
     from dragsaw.platform.experiment.loading import load_spec
-    from dragsaw.platform.launch import _synthetic_recipes
+    from dragsaw.platform.launch.driver import _synthetic_recipes
 
     spec = load_spec(write_spec(tmp_path), [f"name={name}", "train.epochs=2", "variants={baseline: {}}",
                                              f"failure.max_failures={max_failures}", "concurrency=1"])
