@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -188,12 +187,11 @@ def concurrency(spec) -> int:
 
 
 def tune_storage(store_url: str) -> str:
-    """Where Tune keeps its own bookkeeping (never read back: results and checkpoints live in
-    the store): ``_tune`` in a local store; for a remote store a folder in the system's temp
-    directory, so that a run writes nothing into the folder it was started from."""
-    if "://" not in store_url or store_url.startswith("file://"):
-        return str(Path(store_url.replace("file://", "")) / "_tune")
-    return str(Path(tempfile.gettempdir()) / "dragsaw-tune")
+    """Where Tune keeps its own bookkeeping: :func:`dragsaw.platform.store.records.tune_folder`
+    (the store package owns every path under its root)."""
+    from dragsaw.platform.store.records import tune_folder
+
+    return tune_folder(store_url)
 
 
 def compacting(store_url: str, experiment: str, every_n: int = 50, every_s: float = 300.0):

@@ -78,14 +78,11 @@ def _database(url: str) -> optuna.storages.BaseStorage:
 
 
 def journal_location(store_url: str, experiment: str) -> str:
-    """Where the default study journal of ``experiment`` lives in the store: a file
-    ``_experiments/<experiment>/study.journal`` (local) or a prefix
-    ``_experiments/<experiment>/study-journal/`` of one object per append (s3)."""
-    base = str(store_url).rstrip("/")
-    local = _local_dir(base)
-    if local is not None:
-        return str(local / "_experiments" / experiment / "study.journal")
-    return f"{base}/_experiments/{experiment}/study-journal"
+    """Where the default study journal of ``experiment`` lives in the store (the store package
+    owns every path under its root: :func:`dragsaw.platform.store.records.journal_location`)."""
+    from dragsaw.platform.store.records import journal_location as in_store
+
+    return in_store(store_url, experiment)
 
 
 def study_storage(url: str | None, store_url: str, experiment: str) -> tuple[optuna.storages.BaseStorage, str]:

@@ -42,6 +42,31 @@ def record_names(store_url: str) -> list[str]:
     return sorted(Path(p).name for p in fs.ls(folder)) if fs.exists(folder) else []
 
 
+def journal_location(store_url: str, name: str) -> str:
+    """Where experiment ``name``'s default Optuna study journal lives in the store: a file
+    ``_experiments/<name>/study.journal`` in a local store, a prefix
+    ``_experiments/<name>/study-journal`` of one object per append elsewhere (s3)."""
+    from urllib.parse import urlsplit
+
+    base = str(store_url).rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme in ("", "file") or (len(parts.scheme) == 1 and base[1:3] in (":\\", ":/")):
+        folder = Path(parts.path if parts.scheme == "file" else base).expanduser().resolve()
+        return str(folder / FOLDER / name / "study.journal")
+    return f"{base}/{FOLDER}/{name}/study-journal"
+
+
+def tune_folder(store_url: str) -> str:
+    """Where Ray Tune keeps its own bookkeeping (never read back: results and checkpoints
+    live in the store): ``_tune`` in a local store; for a remote store a folder in the
+    system's temp directory, so that a run writes nothing into the folder it started from."""
+    import tempfile
+
+    if "://" not in store_url or store_url.startswith("file://"):
+        return str(Path(store_url.removeprefix("file://")) / "_tune")
+    return str(Path(tempfile.gettempdir()) / "dragsaw-tune")
+
+
 def load_record(store_url: str, name: str) -> dict[str, Any]:
     """The record :func:`save_record` wrote for ``name``; :class:`RecordMissing` if none."""
     fs, folder = _folder(store_url, name)
@@ -52,4 +77,4 @@ def load_record(store_url: str, name: str) -> dict[str, Any]:
     return json.loads(fs.cat_file(path))
 
 
-__all__ = ["RecordMissing", "load_record", "record_names", "save_record"]
+__all__ = ["RecordMissing", "journal_location", "load_record", "record_names", "save_record", "tune_folder"]
