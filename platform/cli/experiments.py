@@ -41,7 +41,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from dragsaw.platform.launch import status
+    from dragsaw.platform.launch.driver import status
 
     print(status(store_url(args), args.name))
     return 0

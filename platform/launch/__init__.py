@@ -8,7 +8,9 @@
     interrupts.py, outcome.py, progress.py, status.py, checkpoints.py, packing.py
 """
 
-from dragsaw.platform.launch.driver import launch, resume, status, validate
+from dragsaw.platform.launch.driver import launch, resume, validate
 from dragsaw.platform.launch.run import LaunchError
 
-__all__ = ["LaunchError", "validate", "launch", "resume", "status"]
+# ``status`` is not re-exported: the submodule ``launch/status.py`` shares its name, and importing
+# it rebinds the package attribute to the module. Use ``dragsaw.platform.launch.driver.status``.
+__all__ = ["LaunchError", "validate", "launch", "resume"]

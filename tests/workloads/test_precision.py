@@ -132,7 +132,7 @@ def test_channels_last_gives_the_same_step_and_loss_curve(isic_root, tmp_path, f
     # rounding (~1e-6) moves them by up to ~5e-4 of their norm (seen once with other work on the
     # machine changing the thread split); a layout bug moves them by O(1).
     for name, g in grads.items():
-        assert (g - grads_cl[name]).norm() <= 2e-3 * g.norm(), name
+        assert (g - grads_cl[name]).norm() <= 2e-3 * g.norm() + 1e-4, name  # + 1e-4: tiny biases
     curve = loss_curve(isic_root, tmp_path / "cache", precision="off", channels_last=True)
     assert curve == pytest.approx(fp32_curve, rel=2e-3)
 
