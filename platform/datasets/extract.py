@@ -50,23 +50,29 @@ def _member(name: str, archive: Path) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
-def _zip(archive: Path, into: Path) -> set[str]:
+def _copy_members(infos, opener, archive: Path, into: Path) -> set[str]:
+    """Copy a zip's or RAR's members (``infos``: objects with ``filename`` and ``is_dir()``;
+    ``opener(info)``: a binary stream) under ``into``; returns their top-level names."""
     tops = set()
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            rel = _member(info.filename, archive)
-            if rel is None:
-                continue
-            tops.add(rel.parts[0])
-            target = into.joinpath(*rel.parts)
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as dst:
-                while block := src.read(1 << 20):
-                    dst.write(block)
+    for info in infos:
+        rel = _member(info.filename, archive)
+        if rel is None:
+            continue
+        tops.add(rel.parts[0])
+        target = into.joinpath(*rel.parts)
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with opener(info) as src, open(target, "wb") as dst:
+            while block := src.read(1 << 20):
+                dst.write(block)
     return tops
+
+
+def _zip(archive: Path, into: Path) -> set[str]:
+    with zipfile.ZipFile(archive) as zf:
+        return _copy_members(zf.infolist(), zf.open, archive, into)
 
 
 def _tar(archive: Path, into: Path) -> set[str]:
@@ -95,22 +101,9 @@ def _rar(archive: Path, into: Path) -> set[str]:
     except ImportError:
         raise ExtractError(f"{archive} is a RAR archive: install the `rarfile` package "
                            f"(pip install rarfile) and one of {RAR_TOOLS}") from None
-    tops = set()
     try:
         with rarfile.RarFile(archive) as rf:
-            for info in rf.infolist():
-                rel = _member(info.filename, archive)
-                if rel is None:
-                    continue
-                tops.add(rel.parts[0])
-                target = into.joinpath(*rel.parts)
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with rf.open(info) as src, open(target, "wb") as dst:
-                    while block := src.read(1 << 20):
-                        dst.write(block)
+            tops = _copy_members(rf.infolist(), rf.open, archive, into)
     except rarfile.RarCannotExec:
         raise ExtractError(f"{archive}: its compressed RAR members need one of the system tools {RAR_TOOLS}; "
                            "none was found on PATH") from None
