@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from dragsaw.platform.leaderboard._compare import compare_group
 from dragsaw.platform.leaderboard._family import (
@@ -22,7 +21,7 @@ from dragsaw.platform.leaderboard._family import (
     spec_axes,
     spec_family,
 )
-from dragsaw.platform.leaderboard._scores import CONVENTIONS, METRICS, connect, trial_scores
+from dragsaw.platform.leaderboard._scores import CONVENTIONS, METRICS, Scores, score_trials
 from dragsaw.platform.store import ResultStore
 from dragsaw.platform.store._complete import IncompleteTrials, incomplete_trials
 
@@ -69,55 +68,69 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
         raise ValueError(f"`alpha` must lie in (0, 1), but got {alpha}")
     store = store if isinstance(store, ResultStore) else ResultStore(store)
     trials = store.completed_trials(experiment, dataset, columns=_TRIAL_COLUMNS + ["written_json"])
-    cases, found = store.load("cases", experiment, dataset, columns=_CASE_COLUMNS)
-    trials = _complete_only(store, trials, found, exclude_incomplete).drop_columns(["written_json"])
     if trials.num_rows == 0:
         _explain_empty(store, experiment)
         return []
-    present = sorted(set(trials.column("variant").to_pylist()))
-    families = _families(store, trials, baseline, present)
-    shown = _shown_variants(variants, present, families)
-    groups = _groups(trials)
-    conventions = {key: convention or _stored_convention(store, key, trials, idx) for key, idx in groups.items()}
+    # Every argument is checked against what is stored before any case row is read.
+    families, shown, groups, conventions = _plan(store, trials, baseline, variants, convention)
     convention_of = {i: conventions[key] for key, idx in groups.items() for i in idx}
-    cases = _case_codes(cases)
-    con = connect(trials, cases, metric, convention_of)
-    try:
-        scores, empty = trial_scores(con, trials.num_rows)
-        variant_col = trials.column("variant").to_pylist()
-        cases_of = _cases_per_trial(con, trials)
-        boards = []
-        for key, idx in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
-            by_variant: dict[str, list[int]] = defaultdict(list)
-            for i in idx:
-                if empty[i] is not None:  # trials without case rows have nothing to score
-                    by_variant[variant_col[i]].append(i)
-            rows = _group_rows(key, by_variant, scores, empty, metric, conventions[key])
-            for r in rows:  # distinct (fold, case) pairs evaluated; a comparison narrows it to its pairs
-                keys = [cases_of[i] for i in by_variant[r["variant"]] if i in cases_of]
-                r["n_cases"] = int(np.unique(np.concatenate(keys)).size) if keys else 0
-            boards.append((key, by_variant, rows))
-        if any(families.values()):
-            values = _case_table(con)
-            for key, by_variant, rows in boards:
-                family = families.get(key[0])
-                if family is not None:
-                    _check_baseline(key, by_variant, family, explicit=isinstance(baseline, str) and baseline != FROM_SPEC)
-                    compare_group(rows, by_variant, family, values, trials, alpha)
-    finally:
-        con.close()
+    cases = store.scan("cases", experiment, dataset, columns=_CASE_COLUMNS)
+    scores = score_trials(cases, trials, metric, convention_of)
+    trials, scores, excluded = _complete_only(store, trials, cases.sources, scores, exclude_incomplete)
+    trials = trials.drop_columns(["written_json"])
+    if trials.num_rows == 0:
+        return []
+    if excluded:
+        families, shown, groups, _ = _plan(store, trials, baseline, variants, convention)
+    variant_col = trials.column("variant").to_pylist()
+    folds = trials.column("fold").to_pylist()
+    fold_code = {f: i for i, f in enumerate(sorted(set(folds)))}
+    width = len(scores.case_ids)
+    boards = []
+    for key, idx in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
+        by_variant: dict[str, list[int]] = defaultdict(list)
+        for i in idx:
+            if scores.empty[i] is not None:  # trials without case rows have nothing to score
+                by_variant[variant_col[i]].append(i)
+        rows = _group_rows(key, by_variant, scores.score, scores.empty, metric, conventions[key])
+        for r in rows:  # distinct (fold, case) pairs evaluated; a comparison narrows it to its pairs
+            seen = np.zeros(len(fold_code) * width, bool)
+            for i in by_variant[r["variant"]]:
+                if i in scores.cases:
+                    seen[fold_code[folds[i]] * width + scores.cases[i][0].astype(np.int64)] = True
+            r["n_cases"] = int(seen.sum())
+        boards.append((key, by_variant, rows))
+    for key, by_variant, rows in boards:
+        family = families.get(key[0])
+        if family is not None:
+            _check_baseline(key, by_variant, family, explicit=isinstance(baseline, str) and baseline != FROM_SPEC)
+            values = {i: scores.defined(i) for members in by_variant.values() for i in members}
+            compare_group(rows, by_variant, family, values, trials, alpha)
     _axis_columns([row for _, _, rows in boards for row in rows], store, families)
     return [row for _, _, rows in boards
             for row in sorted(rows, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["variant"]))
             if shown is None or row["variant"] in shown]
 
 
-def _complete_only(store: ResultStore, trials: pa.Table, found, exclude: bool) -> pa.Table:
-    """``trials`` after checking each one's cases file against what it recorded: IncompleteTrials
-    names those that do not match, or with ``exclude`` they are left out (named on stderr)."""
+def _plan(store: ResultStore, trials: pa.Table, baseline, variants, convention):
+    """(families, shown variants, groups, convention per group) of the selected trials; raises
+    ValueError naming a bad baseline, variant or convention."""
+    present = sorted(set(trials.column("variant").to_pylist()))
+    families = _families(store, trials, baseline, present)
+    shown = _shown_variants(variants, present, families)
+    groups = _groups(trials)
+    conventions = {key: convention or _stored_convention(store, key, trials, idx) for key, idx in groups.items()}
+    return families, shown, groups, conventions
+
+
+def _complete_only(store: ResultStore, trials: pa.Table, found, scores: Scores, exclude: bool
+                   ) -> tuple[pa.Table, Scores, bool]:
+    """``trials`` and their ``scores`` after checking each one's cases file (``found``: what the
+    scan read) against what it recorded: IncompleteTrials names those that do not match, or
+    with ``exclude`` they are left out (named on stderr). Also returns whether any was."""
     bad = incomplete_trials(trials, {"cases": found})
     if not bad:
-        return trials
+        return trials, scores, False
     if not exclude:
         raise IncompleteTrials(store.url, bad, hint="; `dragsaw resume` re-runs them, --exclude-incomplete "
                                                     "leaves them out")
@@ -125,9 +138,9 @@ def _complete_only(store: ResultStore, trials: pa.Table, found, exclude: bool) -
         print(f"excluded incomplete trial {t['experiment']}/{t['trial_id']} (attempt {t['attempt']}): "
               f"{'; '.join(t['problems'])}", file=sys.stderr)
     drop = {(t["experiment"], t["trial_id"]) for t in bad}
-    keep = [(e, i) not in drop for e, i in zip(trials.column("experiment").to_pylist(),
-                                              trials.column("trial_id").to_pylist())]
-    return trials.filter(pa.array(keep, pa.bool_()))
+    keep = [i for i, key in enumerate(zip(trials.column("experiment").to_pylist(),
+                                          trials.column("trial_id").to_pylist())) if key not in drop]
+    return trials.take(pa.array(keep, pa.int64())), scores.take(keep), True
 
 
 def _families(store, trials: pa.Table, baseline, present: list[str]) -> dict[str, Family | None]:
@@ -206,43 +219,6 @@ def rank(rows: list[dict]) -> None:
     for r in rows:
         if not math.isnan(r["mean"]):
             r["rank"] = 1 + sum(m > r["mean"] for m in means)
-
-
-def _cases_per_trial(con, trials: pa.Table) -> dict[int, np.ndarray]:
-    """trial index -> its evaluated (fold, case) pairs, as int64 keys fold code x width + case code."""
-    rows = con.execute("SELECT t, case_id FROM case_values ORDER BY t").fetchnumpy()
-    t = np.asarray(rows["t"], np.int64)
-    case = np.asarray(rows["case_id"], np.int64)
-    folds = trials.column("fold").to_pylist()
-    code = {f: i for i, f in enumerate(sorted(set(folds)))}
-    fold_of = np.array([code[f] for f in folds], np.int64)
-    keys = fold_of[t] * (int(case.max(initial=0)) + 1) + case
-    bounds = np.searchsorted(t, np.arange(trials.num_rows + 1))
-    return {i: keys[bounds[i]:bounds[i + 1]] for i in range(trials.num_rows) if bounds[i + 1] > bounds[i]}
-
-
-def _case_table(con) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """trial index -> (case codes, case values) of its defined cases, sorted by case."""
-    rows = con.execute("SELECT t, case_id, value FROM case_values WHERE value IS NOT NULL ORDER BY t, case_id"
-                       ).fetchnumpy()
-    t = np.asarray(rows["t"], np.int64)
-    case = np.asarray(rows["case_id"], np.int64)
-    value = np.asarray(rows["value"], np.float64)
-    bounds = np.flatnonzero(np.diff(t)) + 1
-    starts = np.concatenate([[0], bounds]) if t.size else np.array([], np.int64)
-    ends = np.concatenate([bounds, [t.size]]) if t.size else np.array([], np.int64)
-    return {int(t[s]): (case[s:e], value[s:e]) for s, e in zip(starts.tolist(), ends.tolist())}
-
-
-def _case_codes(cases: pa.Table) -> pa.Table:
-    """case_id strings -> int32 codes in sorted string order: SQL groups and joins on a million
-    ints are faster than on strings, and sorting by code is sorting by case_id (deterministic)."""
-    column = cases.column("case_id")
-    unique = column.unique().sort()
-    # call_function: pyarrow.compute's named wrappers (pc.index_in) are generated at import,
-    # invisible to type checkers.
-    codes = pc.call_function("index_in", [column], pc.SetLookupOptions(value_set=unique))
-    return cases.set_column(cases.schema.get_field_index("case_id"), "case_id", codes)
 
 
 def _groups(trials: pa.Table) -> dict[GroupKey, list[int]]:

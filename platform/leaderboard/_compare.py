@@ -69,13 +69,19 @@ def matrices(variant: list[int], baseline: list[int], folds: list[str], seeds: l
     fold_codes = {f: i for i, f in enumerate(sorted({folds[t] for t in variant + baseline}))}
     empty = (np.array([], np.int64), np.array([], np.float64))
     width = 1 + max((int(values.get(t, empty)[0].max(initial=-1)) for t in variant + baseline), default=0)
-    keys = {t: fold_codes[folds[t]] * width + values.get(t, empty)[0] for t in variant + baseline}
-    columns = np.unique(np.concatenate([keys[t] for t in variant + baseline])) if keys else np.array([], np.int64)
+    keys = {t: fold_codes[folds[t]] * width + values.get(t, empty)[0].astype(np.int64) for t in variant + baseline}
+    # The (fold, case) pairs either side has, in key order, and each key's column: a bitmap over
+    # the key range (linear in the cases, where sorting a million keys is not).
+    present = np.zeros(len(fold_codes) * width, bool)
+    for k in keys.values():
+        present[k] = True
+    columns = np.flatnonzero(present)
+    position = np.cumsum(present) - 1
 
     def matrix(members: list[int]) -> np.ndarray:
         out = np.full((len(members), columns.size), np.nan)
         for row, t in enumerate(members):
-            out[row, np.searchsorted(columns, keys[t])] = values.get(t, empty)[1]
+            out[row, position[keys[t]]] = values.get(t, empty)[1]
         return out
 
     return matrix(variant), matrix(baseline), columns // max(width, 1), paired

@@ -24,12 +24,14 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -38,6 +40,11 @@ from dragsaw.platform.store._location import StoreError
 from dragsaw.platform.store._schema import SCHEMA_VERSION, TABLE_KEY, VERSION_KEY
 
 COMPACT_NAME = "_compact.parquet"
+#: Rows per table a scan yields (whole files: more when one file alone is larger).
+CHUNK_ROWS = 1 << 20
+#: Bytes and files fetched at once by a scan.
+GROUP_BYTES = 64 * 2**20
+GROUP_FILES = 512
 SOURCE_COLUMN = "_file"
 SOURCES_KEY = b"dragsaw.sources"
 HASHES_KEY = b"dragsaw.source_hashes"
@@ -84,6 +91,40 @@ class Files:
             if os.path.exists(temp):
                 os.remove(temp)
             raise
+
+    def write_compact(self, table: str, folder: str, listing: dict[str, str | None], schema: pa.Schema) -> bool:
+        """Stream the rows of the result files in ``listing`` (one partition ``folder``) into a
+        new ``{folder}/_compact.parquet``: written to a temp file chunk by chunk, its sources'
+        fingerprints and hashes added to the footer, then renamed into place (locally) or
+        uploaded as one object. Returns False (nothing written) when there are no rows."""
+        read: dict[str, dict[str, Source]] = {}
+        fd, temp = tempfile.mkstemp(prefix=".compact-", suffix=".tmp", dir=folder if self.local else None)
+        os.close(fd)
+        writer: pq.ParquetWriter | None = None
+        try:
+            for rows in self.scan_partitions(table, listing, schema, read, keep_source=True):
+                if writer is None:
+                    meta = {VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: table.encode()}
+                    writer = pq.ParquetWriter(temp, rows.schema.with_metadata(meta))
+                writer.write_table(rows)
+            sources = read.get(folder, {})
+            if writer is None or not sources:
+                return False
+            writer.add_key_value_metadata({k.decode(): v.decode() for k, v in _source_meta(sources).items()})
+            writer.close()
+            writer = None
+            if self.local:
+                with open(temp, "rb+") as f:
+                    os.fsync(f.fileno())
+                os.replace(temp, f"{folder}/{COMPACT_NAME}")
+            else:
+                self.fs.put_file(temp, f"{folder}/{COMPACT_NAME}")
+            return True
+        finally:
+            if writer is not None:
+                writer.close()
+            if os.path.exists(temp):
+                os.remove(temp)
 
     # -- listing -------------------------------------------------------------------------
     def listing(self, base: str) -> dict[str, str | None]:
@@ -171,54 +212,138 @@ class Files:
 
     def read_partitions(self, table: str, listing: dict[str, str | None], schema: pa.Schema,
                         keep_source: bool = False) -> tuple[pa.Table, dict[str, dict[str, Source]]]:
-        """Rows of every result file in ``listing`` (compacted rows where still valid, the other
-        files fetched), cast to ``schema``; with ``keep_source`` a ``_file`` column is kept.
-        Also returns, per partition folder, a ``Source`` for each result file read. An
-        unreadable compacted file is ignored with a warning (its sources are fetched)."""
-        folders, compacts = split_listing(listing)
-        parts: list[pa.Table] = []
+        """Every row of ``scan_partitions`` in one table (with ``keep_source`` its ``_file``
+        column), and per partition folder a ``Source`` for each result file read."""
         read: dict[str, dict[str, Source]] = defaultdict(dict)
-        blobs = self.fetch(sorted(compacts[f] for f in compacts if f in folders))
-        for folder in sorted(folders):
-            path = compacts.get(folder)
-            if path not in blobs:
-                continue
-            try:
-                rows, valid = self.parse_compact(table, path, blobs[path], folders[folder], schema)
-            except StoreError as err:
-                log.warning("warning: ignoring the compacted cache (%s); reading its files one by one; "
-                            "`dragsaw compact` rebuilds it", err)
-                continue
-            parts.append(rows if keep_source else rows.drop_columns([SOURCE_COLUMN]))
-            read[folder].update(valid)
-        wanted = [f"{folder}/{name}" for folder in sorted(folders) for name in sorted(folders[folder])
-                  if name not in read[folder]]
-        blobs = self.fetch(wanted)
-        items = sorted(blobs.items())
-
-        pooled = len(items) > 8
-
-        def parse(item):
-            # Many small files: one file per thread; few (compacted, large): threads within a file.
-            rows = self.parse(table, item[0], item[1], schema, use_threads=not pooled)
-            if keep_source:
-                name = item[0].rsplit("/", 1)[1]
-                rows = rows.append_column(SOURCE_COLUMN, pa.array([name] * rows.num_rows, pa.string()))
-            return rows
-
-        if pooled:
-            with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-                fetched = list(pool.map(parse, items))
-        else:
-            fetched = [parse(item) for item in items]
-        for (path, data), rows in zip(items, fetched):
-            folder, name = path.rsplit("/", 1)
-            read[folder][name] = Source(folders[folder][name], digest(data), rows.num_rows)
-        parts += fetched
+        parts = list(self.scan_partitions(table, listing, schema, read, keep_source))
         if not parts:
             empty = schema.append(pa.field(SOURCE_COLUMN, pa.string())) if keep_source else schema
             return empty.empty_table(), dict(read)
         return pa.concat_tables(parts), dict(read)
+
+    def scan_partitions(self, table: str, listing: dict[str, str | None], schema: pa.Schema,
+                        read: dict[str, dict[str, Source]], keep_source: bool = False,
+                        max_rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
+        """Rows of every result file in ``listing`` (compacted rows where still valid, the other
+        files fetched), cast to ``schema`` (with ``keep_source`` plus a ``_file`` column), as
+        tables of about ``max_rows`` rows, each holding whole files only (a file's rows are
+        never split across two tables; one larger file is one table). Memory stays bounded by
+        a chunk and one fetch group (``GROUP_BYTES``), whatever the partition's size.
+
+        ``read`` (folder -> {file name: Source}) gains a file's ``Source`` when its rows are
+        yielded, so a consumer that stops early knows what it saw. An unreadable compacted
+        file is ignored with a warning, also part-way through: its files not yet yielded are
+        fetched one by one."""
+        folders, compacts = split_listing(listing)
+        out = _Chunker(max_rows, read)
+        for folder in sorted(folders):
+            path = compacts.get(folder)
+            if path is None:
+                continue
+            yield from out.flush()  # pending rows are then this file's only: a failure drops no others
+            try:
+                yield from self._scan_compact(table, path, listing.get(path), folders[folder], schema,
+                                              keep_source, out, folder)
+            except FileNotFoundError:
+                out.drop_pending()  # removed since listed (a compactor replaced it): its files are fetched
+            except StoreError as err:
+                log.warning("warning: ignoring the compacted cache (%s); reading its files one by one; "
+                            "`dragsaw compact` rebuilds it", err)
+                out.drop_pending()
+        yield from out.flush()
+        wanted = [(f"{folder}/{name}", folders[folder][name]) for folder in sorted(folders)
+                  for name in sorted(folders[folder]) if name not in read.get(folder, {})]
+        for group in _groups_by_size(wanted):
+            blobs = self.fetch([p for p, _ in group])
+            items = sorted(blobs.items())
+            pooled = len(items) > 8
+
+            def parse(item: tuple[str, bytes]) -> tuple[pa.Table, str]:
+                # Many small files: one file per thread; few (large): threads within a file.
+                rows = self.parse(table, item[0], item[1], schema, use_threads=not pooled)
+                if keep_source:
+                    name = item[0].rsplit("/", 1)[1]
+                    rows = rows.append_column(SOURCE_COLUMN, pa.array([name] * rows.num_rows, pa.string()))
+                return rows, digest(item[1])
+
+            if pooled:
+                with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+                    parsed = list(pool.map(parse, items))
+            else:
+                parsed = [parse(item) for item in items]
+            del blobs
+            for (path, _), (rows, sha) in zip(items, parsed):
+                folder, name = path.rsplit("/", 1)
+                yield from out.add(rows, {(folder, name): Source(folders[folder][name], sha, rows.num_rows)})
+            del items, parsed
+        yield from out.flush()
+
+    def _scan_compact(self, table: str, path: str, fingerprint: str | None, current: dict[str, str | None],
+                      schema: pa.Schema, keep_source: bool, out: _Chunker, folder: str) -> Iterator[pa.Table]:
+        """The still-valid rows of one compacted file, batch by batch, through ``out``. Each
+        source's rows must be contiguous and as many as the file records (StoreError otherwise:
+        the file is not what compaction wrote)."""
+        try:
+            pf = self._open_stream(path, fingerprint)
+            meta = pf.metadata.metadata or {}
+            self._check_meta(table, path, meta)
+            valid = _valid_sources(meta, current)
+            if not valid:
+                return
+            stored = set(pf.schema_arrow.names)
+            if SOURCE_COLUMN not in stored:
+                raise StoreError(f"{self._where(path)} has no {SOURCE_COLUMN} column")
+            columns = [n for n in schema.names if n in stored] + [SOURCE_COLUMN]
+            keep = pa.array(sorted(valid), pa.string())
+            done: set[str] = set()
+            carry: pa.Table | None = None
+            for batch in pf.iter_batches(batch_size=out.max_rows, columns=columns, use_threads=True):
+                rows = pa.Table.from_batches([batch])
+                rows = rows.filter(pc.field(SOURCE_COLUMN).isin(keep))
+                if carry is not None:
+                    rows = pa.concat_tables([carry, rows])
+                if not rows.num_rows:
+                    continue
+                runs = _runs(rows.column(SOURCE_COLUMN))
+                tail = runs[-1][1]  # the last source may go on in the next batch
+                carry = rows.slice(tail)
+                yield from self._emit(rows.slice(0, tail), runs[:-1], path, schema, keep_source, valid, done,
+                                      out, folder)
+            if carry is not None and carry.num_rows:
+                yield from self._emit(carry, _runs(carry.column(SOURCE_COLUMN)), path, schema, keep_source, valid,
+                                      done, out, folder)
+        except (StoreError, FileNotFoundError):
+            raise
+        except Exception as err:  # unreadable, truncated or corrupt, maybe part-way through
+            raise StoreError(f"{self._where(path)} is not a readable Parquet file: {err}") from None
+
+    def _emit(self, rows: pa.Table, runs: list[tuple[str, int, int]], path: str, schema: pa.Schema,
+              keep_source: bool, valid: dict[str, Source], done: set[str], out: _Chunker, folder: str
+              ) -> Iterator[pa.Table]:
+        """Hand ``rows`` (the whole sources ``runs``: name, start, stop) to ``out`` after checking
+        each source's row count against the compacted file's record."""
+        if not rows.num_rows:
+            return
+        sources = {}
+        for name, begin, stop in runs:
+            if name in done:
+                raise StoreError(f"{self._where(path)} holds the rows of {name} in two places")
+            if stop - begin != valid[name].rows:
+                raise StoreError(f"{self._where(path)} holds {stop - begin} rows of {name}, not the "
+                                 f"{valid[name].rows} it records")
+            sources[(folder, name)] = valid[name]
+            done.add(name)
+        yield from out.add(_conform(rows, schema, [SOURCE_COLUMN] if keep_source else []), sources)
+
+    def _open_stream(self, path: str, fingerprint: str | None) -> pq.ParquetFile:
+        """A compacted file opened for reading row groups on demand: by path locally, fetched
+        whole when small, else through a buffered remote file."""
+        if self.local:
+            return pq.ParquetFile(path)
+        size = _size(fingerprint)
+        if size is not None and size <= GROUP_BYTES:
+            return pq.ParquetFile(pa.BufferReader(self.fs.cat_file(path)))
+        return pq.ParquetFile(self.fs.open(path, "rb", block_size=16 * 2**20))
 
     def compact_sources(self, listing: dict[str, str | None], table: str) -> dict[str, dict[str, Source]]:
         """Per partition folder, the still-valid sources recorded in its compacted file (its
@@ -230,7 +355,7 @@ class Files:
                 continue
             try:
                 with self.fs.open(path, "rb") as f:
-                    meta = pq.read_schema(f).metadata or {}
+                    meta = pq.read_metadata(f).metadata or {}
                 self._check_meta(table, path, meta)
                 out[folder] = _valid_sources(meta, folders[folder])
             except FileNotFoundError:
@@ -247,38 +372,19 @@ class Files:
         pf, meta = self._open(table, path, data)
         try:
             stored = set(pf.schema_arrow.names)
-            absent = [f.name for f in schema if f.name not in stored and f.nullable]
-            rows = pf.read(columns=[n for n in schema.names if n not in absent] + list(extra),
-                           use_threads=use_threads)
-            for name in absent:
-                rows = rows.append_column(schema.field(name), pa.nulls(rows.num_rows, schema.field(name).type))
-            cast = rows.select(schema.names).cast(schema)
-            for name in extra:
-                cast = cast.append_column(rows.schema.field(name), rows.column(name))
-            return cast
+            rows = pf.read(columns=[n for n in schema.names if n in stored] + list(extra), use_threads=use_threads)
+            return _conform(rows, schema, extra)
         except Exception as err:
             version = meta[VERSION_KEY].decode()
             raise StoreError(f"{self._where(path)} does not match the {table} schema (version {version}): "
                              f"{err}") from None
-
-    def parse_compact(self, table: str, path: str, data: bytes, current: dict[str, str | None],
-                      schema: pa.Schema) -> tuple[pa.Table, dict[str, Source]]:
-        """Rows of a compacted file whose source file is unchanged (same fingerprint, not None,
-        hash recorded), with their ``_file`` column; and a ``Source`` for each of them."""
-        _, meta = self._open(table, path, data)
-        valid = _valid_sources(meta, current)
-        rows = self.parse(table, path, data, schema, extra=[SOURCE_COLUMN])
-        names = set(rows.column(SOURCE_COLUMN).unique().to_pylist())
-        if names - set(valid):
-            rows = rows.filter(pc.field(SOURCE_COLUMN).isin(pa.array(sorted(valid), pa.string())))
-        return rows, valid
 
     def _open(self, table: str, path: str, data: bytes):
         try:
             pf = pq.ParquetFile(pa.BufferReader(data))
         except Exception as err:
             raise StoreError(f"{self._where(path)} is not a readable Parquet file: {err}") from None
-        meta = pf.schema_arrow.metadata or {}
+        meta = pf.metadata.metadata or {}
         self._check_meta(table, path, meta)
         return pf, meta
 
@@ -300,12 +406,16 @@ def to_parquet(table_name: str, table: pa.Table, sources: dict[str, Source] | No
     fingerprint, hash and row count of each source it holds)."""
     meta = {VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: table_name.encode()}
     if sources is not None:
-        meta[SOURCES_KEY] = json.dumps({n: s.fingerprint for n, s in sources.items()}, sort_keys=True).encode()
-        meta[HASHES_KEY] = json.dumps({n: [s.sha256, s.rows] for n, s in sources.items()},
-                                      sort_keys=True).encode()
+        meta.update(_source_meta(sources))
     sink = pa.BufferOutputStream()
     pq.write_table(table.replace_schema_metadata(meta), sink)
     return sink.getvalue().to_pybytes()
+
+
+def _source_meta(sources: dict[str, Source]) -> dict[bytes, bytes]:
+    """A compacted file's footer record of its sources: fingerprints, and (sha256, rows)."""
+    return {SOURCES_KEY: json.dumps({n: s.fingerprint for n, s in sources.items()}, sort_keys=True).encode(),
+            HASHES_KEY: json.dumps({n: [s.sha256, s.rows] for n, s in sources.items()}, sort_keys=True).encode()}
 
 
 def split_listing(listing: dict[str, str | None]) -> tuple[dict[str, dict[str, str | None]], dict[str, str]]:
@@ -336,3 +446,80 @@ def _fingerprint(info: dict) -> str | None:
     tag = next((info[k] for k in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "updated")
                 if info.get(k) is not None), None)
     return None if tag is None else f"{info.get('size')}:{tag}"
+
+
+def _conform(rows: pa.Table, schema: pa.Schema, extra: Sequence[str] = ()) -> pa.Table:
+    """``rows`` cast to ``schema`` (nullable columns the file predates, e.g. ``written_json``,
+    as nulls), then the ``extra`` columns as stored."""
+    absent = [f for f in schema if f.name not in rows.schema.names]
+    required = [f.name for f in absent if not f.nullable]
+    if required:
+        raise ValueError(f"required columns {required} are missing")
+    for f in absent:
+        rows = rows.append_column(f, pa.nulls(rows.num_rows, f.type))
+    cast = rows.select(schema.names).cast(schema)
+    for name in extra:
+        cast = cast.append_column(rows.schema.field(name), rows.column(name))
+    return cast
+
+
+def _runs(column: pa.ChunkedArray) -> list[tuple[str, int, int]]:
+    """(value, start, stop) of each run of equal values in a string column, in order."""
+    codes = pc.call_function("dictionary_encode", [column.combine_chunks()])
+    index = codes.indices.to_numpy(zero_copy_only=False)
+    names = codes.dictionary.to_pylist()
+    starts = np.flatnonzero(np.concatenate([[True], index[1:] != index[:-1]])) if index.size else np.array([], int)
+    stops = np.append(starts[1:], index.size)
+    return [(names[index[a]], int(a), int(b)) for a, b in zip(starts.tolist(), stops.tolist())]
+
+
+class _Chunker:
+    """Gathers whole files' rows into tables of about ``max_rows`` rows; records each file's
+    ``Source`` in ``read`` when its rows leave."""
+
+    def __init__(self, max_rows: int, read: dict[str, dict[str, Source]]):
+        self.max_rows, self.read = max_rows, read
+        self._parts: list[pa.Table] = []
+        self._sources: dict[tuple[str, str], Source] = {}
+        self._rows = 0
+
+    def add(self, rows: pa.Table, sources: dict[tuple[str, str], Source]) -> Iterator[pa.Table]:
+        self._parts.append(rows)
+        self._sources.update(sources)
+        self._rows += rows.num_rows
+        if self._rows >= self.max_rows:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[pa.Table]:
+        if not self._sources:
+            return
+        parts, sources = self._parts, self._sources
+        self.drop_pending()
+        for (folder, name), source in sources.items():
+            self.read.setdefault(folder, {})[name] = source
+        yield pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def drop_pending(self) -> None:
+        self._parts, self._sources, self._rows = [], {}, 0
+
+
+def _size(fingerprint: str | None) -> int | None:
+    """The size in bytes a listing fingerprint ("size:tag") records, or None."""
+    head = (fingerprint or "").split(":", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _groups_by_size(files: list[tuple[str, str | None]]) -> Iterator[list[tuple[str, str | None]]]:
+    """(path, fingerprint) pairs in groups of at most ``GROUP_FILES`` files and about
+    ``GROUP_BYTES`` bytes (a file of unknown size counts as 1 MiB): what one fetch holds."""
+    group: list[tuple[str, str | None]] = []
+    size = 0
+    for path, fingerprint in files:
+        n = _size(fingerprint) or 2**20
+        if group and (size + n > GROUP_BYTES or len(group) >= GROUP_FILES):
+            yield group
+            group, size = [], 0
+        group.append((path, fingerprint))
+        size += n
+    if group:
+        yield group

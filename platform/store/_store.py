@@ -22,15 +22,15 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+import dragsaw.platform.store._files as _files
 from dragsaw.platform.store._complete import FileKey, incomplete_trials
 from dragsaw.platform.store._files import (
-    COMPACT_NAME,
     Files,
     Source,
     digest,
@@ -127,8 +127,9 @@ class ResultStore:
         are not all in its current compacted file, so that later reads take one request per
         partition instead of one per trial. Safe while trials are being written and while
         another process compacts (the file is a cache keyed by the exact files it holds; see
-        ``_files``); an unreadable compacted file is replaced. Returns {table: number of
-        compacted files written}."""
+        ``_files``); an unreadable compacted file is replaced. Rows stream from the sources
+        into the new file, so memory stays bounded whatever a partition's size. Returns
+        {table: number of compacted files written}."""
         written = {}
         for table in TABLES:
             schema = SCHEMAS[table]
@@ -141,14 +142,8 @@ class ResultStore:
                 if set(current.get(folder, {})) == set(folders[folder]):
                     continue  # the compacted file holds exactly the partition's files
                 part = {p: fp for p, fp in listing.items() if p.rsplit("/", 1)[0] == folder}
-                with self._io(f"read {table} from"):
-                    rows, read = self._files.read_partitions(table, part, schema, keep_source=True)
-                sources = read.get(folder, {})
-                if not sources:
-                    continue
                 with self._io(f"write a compacted {table} file to"):
-                    self._files.put(f"{folder}/{COMPACT_NAME}", to_parquet(table, rows, sources))
-                count += 1
+                    count += self._files.write_compact(table, folder, part, schema)
             written[table] = count
         return written
 
@@ -179,6 +174,18 @@ class ResultStore:
         with self._io(f"read {table} from"):
             rows, read = self._files.read_partitions(table, listing, schema)
         return rows, _by_trial(read)
+
+    def scan(self, table: str, experiment: str | None = None, dataset: str | None = None,
+             columns: Sequence[str] | None = None, max_rows: int | None = None) -> Scan:
+        """``load`` in bounded memory: the rows as tables of about ``max_rows`` rows, each holding
+        whole result files (all of one trial's rows are in one table), read lazily; ``max_rows``
+        defaults to ``_files.CHUNK_ROWS``. Iterate it once; then ``.sources`` is what ``load``
+        returns beside the rows."""
+        _check_table(table)
+        rows = _files.CHUNK_ROWS if max_rows is None else max_rows
+        if rows < 1:
+            raise ValueError(f"`max_rows` must be >= 1, but got {max_rows}")
+        return Scan(self, table, _project(SCHEMAS[table], columns), experiment, dataset, rows)
 
     def sources(self, table: str, experiment: str | None = None, dataset: str | None = None
                 ) -> dict[FileKey, Source]:
@@ -262,6 +269,34 @@ class ResultStore:
         except Exception as err:  # filesystem and network errors of any backend
             detail = str(err) or type(err).__name__
             raise StoreError(f"result store {self.url}: cannot {what} it: {type(err).__name__}: {detail}") from None
+
+
+class Scan:
+    """The rows of one table as a lazy sequence of Arrow tables of whole files (see
+    ``ResultStore.scan``); ``sources``, after iterating, says which files were read."""
+
+    def __init__(self, store: ResultStore, table: str, schema: pa.Schema, experiment: str | None,
+                 dataset: str | None, max_rows: int):
+        self._store, self.table, self.schema, self.max_rows = store, table, schema, max_rows
+        self._where = (experiment, dataset)
+        self._read: dict[str, dict[str, Source]] = {}
+        self._started = False
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        if self._started:
+            raise RuntimeError("a Scan can be iterated once; call ResultStore.scan again")
+        self._started = True
+        store = self._store
+        with store._io(f"list {self.table} in"):
+            listing = store._listing(self.table, *self._where)
+        with store._io(f"read {self.table} from"):
+            yield from store._files.scan_partitions(self.table, listing, self.schema, self._read,
+                                                    max_rows=self.max_rows)
+
+    @property
+    def sources(self) -> dict[FileKey, Source]:
+        """(experiment, dataset, trial_id) -> ``Source`` of each file whose rows were yielded."""
+        return _by_trial(self._read)
 
 
 #: Trials columns ``incomplete_trials`` needs.
