@@ -53,7 +53,7 @@ def _compact(args: argparse.Namespace) -> int:
     url = store_url(args)
     store = ResultStore(url)
     store.check()
-    written = store.compact(args.experiment)
+    written = store.compact(args.experiment, verify=True)  # on demand: also rebuild damaged caches
     print(f"compacted {url}: {written}")
     return 0
 
@@ -92,6 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("compact", parents=[store],
-                       help="merge each partition's result files into one (faster leaderboards)")
+                       help="merge each partition's result files into one (faster leaderboards); "
+                            "checks the existing merged files and rebuilds damaged ones")
     p.add_argument("--experiment", metavar="NAME", help="compact one experiment (default: every experiment)")
     p.set_defaults(func=_compact)

@@ -67,6 +67,7 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
     if not 0 < alpha < 1:
         raise ValueError(f"`alpha` must lie in (0, 1), but got {alpha}")
     store = store if isinstance(store, ResultStore) else ResultStore(store)
+    cases = store.scan("cases", experiment, dataset, columns=_CASE_COLUMNS)  # lists while trials are read
     trials = store.completed_trials(experiment, dataset, columns=_TRIAL_COLUMNS + ["written_json"])
     if trials.num_rows == 0:
         _explain_empty(store, experiment)
@@ -74,7 +75,6 @@ def leaderboard(store: ResultStore | str, experiment: str | None = None, dataset
     # Every argument is checked against what is stored before any case row is read.
     families, shown, groups, conventions = _plan(store, trials, baseline, variants, convention)
     convention_of = {i: conventions[key] for key, idx in groups.items() for i in idx}
-    cases = store.scan("cases", experiment, dataset, columns=_CASE_COLUMNS)
     scores = score_trials(cases, trials, metric, convention_of)
     trials, scores, excluded = _complete_only(store, trials, cases.sources, scores, exclude_incomplete)
     trials = trials.drop_columns(["written_json"])

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dragsaw.platform.store._location import StoreError
-from dragsaw.platform.store._schema import SCHEMA_VERSION, TABLE_KEY, VERSION_KEY
+from dragsaw.platform.store._schema import SCHEMA_VERSION, SCHEMAS, TABLE_KEY, VERSION_KEY
 
 COMPACT_NAME = "_compact.parquet"
 #: Rows per table a scan yields (whole files: more when one file alone is larger).
@@ -105,7 +105,9 @@ class Files:
             for rows in self.scan_partitions(table, listing, schema, read, keep_source=True):
                 if writer is None:
                     meta = {VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: table.encode()}
-                    writer = pq.ParquetWriter(temp, rows.schema.with_metadata(meta))
+                    # Page checksums: a damaged cache fails its read (and is ignored), never
+                    # decodes to other numbers; per-trial files are checked by their sha256.
+                    writer = pq.ParquetWriter(temp, rows.schema.with_metadata(meta), write_page_checksum=True)
                 writer.write_table(rows)
             sources = read.get(folder, {})
             if writer is None or not sources:
@@ -223,10 +225,10 @@ class Files:
 
     def scan_partitions(self, table: str, listing: dict[str, str | None], schema: pa.Schema,
                         read: dict[str, dict[str, Source]], keep_source: bool = False,
-                        max_rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
+                        max_rows: int | None = None) -> Iterator[pa.Table]:
         """Rows of every result file in ``listing`` (compacted rows where still valid, the other
         files fetched), cast to ``schema`` (with ``keep_source`` plus a ``_file`` column), as
-        tables of about ``max_rows`` rows, each holding whole files only (a file's rows are
+        tables of about ``max_rows`` (default ``CHUNK_ROWS``) rows, each holding whole files only (a file's rows are
         never split across two tables; one larger file is one table). Memory stays bounded by
         a chunk and one fetch group (``GROUP_BYTES``), whatever the partition's size.
 
@@ -235,7 +237,7 @@ class Files:
         file is ignored with a warning, also part-way through: its files not yet yielded are
         fetched one by one."""
         folders, compacts = split_listing(listing)
-        out = _Chunker(max_rows, read)
+        out = _Chunker(CHUNK_ROWS if max_rows is None else max_rows, read)
         for folder in sorted(folders):
             path = compacts.get(folder)
             if path is None:
@@ -277,6 +279,21 @@ class Files:
                 yield from out.add(rows, {(folder, name): Source(folders[folder][name], sha, rows.num_rows)})
             del items, parsed
         yield from out.flush()
+
+    def verify_compact(self, table: str, folder: str, listing: dict[str, str | None]) -> bool:
+        """Whether ``{folder}/_compact.parquet`` reads through whole (page checksums, rows per
+        source as recorded); a failure is logged as a warning."""
+        path = f"{folder}/{COMPACT_NAME}"
+        folders, _ = split_listing(listing)
+        sink = _Chunker(CHUNK_ROWS, {})
+        try:
+            for _ in self._scan_compact(table, path, listing.get(path), folders.get(folder, {}), SCHEMAS[table],
+                                        False, sink, folder):
+                pass
+            return True
+        except (StoreError, FileNotFoundError) as err:
+            log.warning("warning: the compacted cache is damaged (%s); rebuilding it", err)
+            return False
 
     def _scan_compact(self, table: str, path: str, fingerprint: str | None, current: dict[str, str | None],
                       schema: pa.Schema, keep_source: bool, out: _Chunker, folder: str) -> Iterator[pa.Table]:
@@ -339,11 +356,12 @@ class Files:
         """A compacted file opened for reading row groups on demand: by path locally, fetched
         whole when small, else through a buffered remote file."""
         if self.local:
-            return pq.ParquetFile(path)
-        size = _size(fingerprint)
-        if size is not None and size <= GROUP_BYTES:
-            return pq.ParquetFile(pa.BufferReader(self.fs.cat_file(path)))
-        return pq.ParquetFile(self.fs.open(path, "rb", block_size=16 * 2**20))
+            source = path
+        elif (size := _size(fingerprint)) is not None and size <= GROUP_BYTES:
+            source = pa.BufferReader(self.fs.cat_file(path))
+        else:
+            source = self.fs.open(path, "rb", block_size=16 * 2**20)
+        return pq.ParquetFile(source, page_checksum_verification=True)
 
     def compact_sources(self, listing: dict[str, str | None], table: str) -> dict[str, dict[str, Source]]:
         """Per partition folder, the still-valid sources recorded in its compacted file (its

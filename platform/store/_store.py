@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 import pyarrow as pa
@@ -122,14 +124,16 @@ class ResultStore:
         with self._io(f"write {table} of trial {trial_id!r} to"):
             self._files.put(path, data)
 
-    def compact(self, experiment: str | None = None) -> dict[str, int]:
+    def compact(self, experiment: str | None = None, verify: bool = False) -> dict[str, int]:
         """Write ``_compact.parquet`` into every partition (of ``experiment``, or all) whose files
         are not all in its current compacted file, so that later reads take one request per
         partition instead of one per trial. Safe while trials are being written and while
         another process compacts (the file is a cache keyed by the exact files it holds; see
         ``_files``); an unreadable compacted file is replaced. Rows stream from the sources
-        into the new file, so memory stays bounded whatever a partition's size. Returns
-        {table: number of compacted files written}."""
+        into the new file, so memory stays bounded whatever a partition's size. ``verify``
+        also reads every up-to-date compacted file through (page checksums, rows per source)
+        and rebuilds those that fail: a damaged body is otherwise only found by the next read.
+        Returns {table: number of compacted files written}."""
         written = {}
         for table in TABLES:
             schema = SCHEMAS[table]
@@ -139,7 +143,8 @@ class ResultStore:
             current = self._files.compact_sources(listing, table)
             count = 0
             for folder in sorted(folders):
-                if set(current.get(folder, {})) == set(folders[folder]):
+                if set(current.get(folder, {})) == set(folders[folder]) and (
+                        not verify or self._files.verify_compact(table, folder, listing)):
                     continue  # the compacted file holds exactly the partition's files
                 part = {p: fp for p, fp in listing.items() if p.rsplit("/", 1)[0] == folder}
                 with self._io(f"write a compacted {table} file to"):
@@ -273,25 +278,34 @@ class ResultStore:
 
 class Scan:
     """The rows of one table as a lazy sequence of Arrow tables of whole files (see
-    ``ResultStore.scan``); ``sources``, after iterating, says which files were read."""
+    ``ResultStore.scan``); ``sources``, after iterating, says which files were read. The
+    listing starts at once in a background thread (on object stores it is one request per
+    1,000 files, so a caller reading another table meanwhile waits for the slower of both)."""
 
     def __init__(self, store: ResultStore, table: str, schema: pa.Schema, experiment: str | None,
                  dataset: str | None, max_rows: int):
         self._store, self.table, self.schema, self.max_rows = store, table, schema, max_rows
-        self._where = (experiment, dataset)
         self._read: dict[str, dict[str, Source]] = {}
         self._started = False
+        self._listing: Future[dict[str, str | None]] = Future()
+        threading.Thread(target=self._list, args=(experiment, dataset), name="dragsaw-scan-listing",
+                         daemon=True).start()
+
+    def _list(self, experiment: str | None, dataset: str | None) -> None:
+        try:
+            with self._store._io(f"list {self.table} in"):
+                self._listing.set_result(self._store._listing(self.table, experiment, dataset))
+        except BaseException as err:  # handed to the iterating thread
+            self._listing.set_exception(err)
 
     def __iter__(self) -> Iterator[pa.Table]:
         if self._started:
             raise RuntimeError("a Scan can be iterated once; call ResultStore.scan again")
         self._started = True
-        store = self._store
-        with store._io(f"list {self.table} in"):
-            listing = store._listing(self.table, *self._where)
-        with store._io(f"read {self.table} from"):
-            yield from store._files.scan_partitions(self.table, listing, self.schema, self._read,
-                                                    max_rows=self.max_rows)
+        listing = self._listing.result()
+        with self._store._io(f"read {self.table} from"):
+            yield from self._store._files.scan_partitions(self.table, listing, self.schema, self._read,
+                                                          max_rows=self.max_rows)
 
     @property
     def sources(self) -> dict[FileKey, Source]:
