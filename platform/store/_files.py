@@ -40,11 +40,15 @@ from dragsaw.platform.store._location import StoreError
 from dragsaw.platform.store._schema import SCHEMA_VERSION, SCHEMAS, TABLE_KEY, VERSION_KEY
 
 COMPACT_NAME = "_compact.parquet"
-#: Rows per table a scan yields (whole files: more when one file alone is larger).
-CHUNK_ROWS = 1 << 20
-#: Bytes and files fetched at once by a scan.
-GROUP_BYTES = 64 * 2**20
+#: Rows per table a scan yields (whole files: more when one file alone is larger), and per
+#: row group of a compacted file. Measured on 10,100 trials x 200 rows: 1M rows peak at
+#: 0.93 GiB, 256k at 0.58 GiB, equally fast.
+CHUNK_ROWS = 1 << 18
+#: Bytes and files fetched at once by a scan (compressed; Arrow holds ~5-10x as much).
+GROUP_BYTES = 32 * 2**20
 GROUP_FILES = 512
+#: A remote compacted file up to this size is fetched in one request, a larger one by blocks.
+WHOLE_FETCH_BYTES = 128 * 2**20
 SOURCE_COLUMN = "_file"
 SOURCES_KEY = b"dragsaw.sources"
 HASHES_KEY = b"dragsaw.source_hashes"
@@ -357,7 +361,7 @@ class Files:
         whole when small, else through a buffered remote file."""
         if self.local:
             source = path
-        elif (size := _size(fingerprint)) is not None and size <= GROUP_BYTES:
+        elif (size := _size(fingerprint)) is not None and size <= WHOLE_FETCH_BYTES:
             source = pa.BufferReader(self.fs.cat_file(path))
         else:
             source = self.fs.open(path, "rb", block_size=16 * 2**20)
