@@ -23,7 +23,9 @@ the run-to-run variance is unknown, and no difference can be called significant.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +123,7 @@ def two_level_bootstrap(x: np.ndarray, b: np.ndarray, case_fold: np.ndarray, pai
     if not finite.size or not np.isfinite(delta):
         return Comparison(ci_low=math.nan, ci_high=math.nan, p_value=math.nan, note="no defined differences",
                           **out)
-    stats = _replicates(x, b, case_fold, paired, n_boot, np.random.default_rng(seed), level)
+    stats = _replicates(x, b, case_fold, paired, n_boot, seed, level)
     stats = stats[np.isfinite(stats)]
     tail = (1 - level) / 2
     low, high = np.quantile(stats, [tail, 1 - tail])
@@ -152,12 +154,14 @@ def run_scale(runs: int, level: float) -> float:
     return math.sqrt(runs / (runs - 1)) * float(t_dist.ppf(q, runs - 1) / norm.ppf(q))
 
 
-def _replicates(x, b, case_fold, paired, n_boot, rng, level) -> np.ndarray:
+def _replicates(x, b, case_fold, paired, n_boot, seed, level) -> np.ndarray:
     """(n_boot,) bootstrap statistics: runs drawn with replacement (pairs when paired), cases
     drawn with replacement within each fold, the same case draw for every run. Each
     replicate's deviation from the mean over all runs (under the same case draw: the case
     part) is scaled by ``run_scale``, so that few runs never give an interval narrower than
-    their spread warrants."""
+    their spread warrants. Cases and runs are drawn from two streams of ``seed``: every
+    comparison over the same folds' cases (a board's variants against their baseline) gets
+    the same case draws, made once (``_case_counts``)."""
     folds = [np.flatnonzero(case_fold == f) for f in np.unique(case_fold)]
     sides = [np.round(x - b, DECIMALS)] if paired else [x, b]
     sides = [v[(~np.isnan(v)).any(axis=1)] for v in sides]  # runs without a defined case carry nothing
@@ -175,11 +179,12 @@ def _replicates(x, b, case_fold, paired, n_boot, rng, level) -> np.ndarray:
             parts.append((rows, np.where(defined, block, 0.0).T.astype(np.float32),
                           None if defined.all() else defined.T.astype(np.float32)))
         blocks.append(parts)
-    out = []
+    rng = np.random.default_rng([seed, 1])  # the runs' stream
     chunk = max(1, min(_CHUNK, _CELLS // max(case_fold.size, 1)))
-    for start in range(0, n_boot, chunk):
+    sizes = tuple(int(m.size) for m in folds)
+    out = []
+    for start, weights in zip(range(0, n_boot, chunk), _case_counts(seed, sizes, n_boot, chunk)):
         size = min(chunk, n_boot - start)
-        weights = [_counts(rng.integers(0, m.size, size=(size, m.size)), m.size) for m in folds]
         means = []
         for values, parts in zip(sides, blocks):
             runs = values.shape[0]
@@ -201,6 +206,40 @@ def _replicates(x, b, case_fold, paired, n_boot, rng, level) -> np.ndarray:
             means.append(centre + scale * (drawn - centre))
         out.append(means[0] if paired else means[0] - means[1])
     return np.concatenate(out)
+
+
+#: Case draws up to this many replicate x case cells are kept (as uint8 counts) for the next
+#: comparison over the same folds: 2,000 replicates x 32,000 cases.
+_KEEP_CELLS = 64_000_000
+
+
+def _case_counts(seed: int, sizes: tuple[int, ...], n_boot: int, chunk: int) -> Iterator[list[np.ndarray]]:
+    """Per chunk of at most ``chunk`` replicates, per fold (of ``sizes`` cases), the (replicates,
+    cases) float32 counts of a draw of that fold's cases with replacement, from the cases'
+    stream of ``seed``; the same for the same arguments."""
+    if n_boot * sum(sizes) > _KEEP_CELLS:
+        yield from _draw_case_counts(seed, sizes, n_boot, chunk)
+        return
+    for parts in _kept_case_counts(seed, sizes, n_boot, chunk):
+        yield [p.astype(np.float32) for p in parts]
+
+
+def _draw_case_counts(seed: int, sizes: tuple[int, ...], n_boot: int, chunk: int) -> Iterator[list[np.ndarray]]:
+    rng = np.random.default_rng([seed, 0])  # the cases' stream
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        yield [_counts(rng.integers(0, m, size=(size, m)), m) for m in sizes]
+
+
+@functools.lru_cache(maxsize=2)
+def _kept_case_counts(seed: int, sizes: tuple[int, ...], n_boot: int, chunk: int) -> tuple[tuple[np.ndarray, ...], ...]:
+    out = []
+    for parts in _draw_case_counts(seed, sizes, n_boot, chunk):
+        kept = tuple(p.astype(np.uint8) if p.max(initial=0) < 256 else p for p in parts)
+        for p in kept:
+            p.setflags(write=False)
+        out.append(kept)
+    return tuple(out)
 
 
 def _counts(draws: np.ndarray, n: int) -> np.ndarray:

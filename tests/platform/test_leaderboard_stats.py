@@ -228,3 +228,23 @@ def test_bad_shapes():
         two_level_bootstrap(np.zeros((2, 3)), np.zeros((3, 3)), np.zeros(3, int), paired=True)
     with pytest.raises(ValueError, match="same cases"):
         two_level_bootstrap(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros(3, int), paired=False)
+
+
+def test_comparisons_over_the_same_cases_share_one_case_draw(monkeypatch):
+    """The board's comparisons (every variant against the baseline, over the same folds'
+    cases) draw the cases once; kept or drawn again, the numbers are the same."""
+    import dragsaw.platform.leaderboard._hierarchical as h
+
+    rng = np.random.default_rng(3)
+    fold = np.repeat([0, 1], 40)
+    base = rng.uniform(0.5, 0.9, (4, 80))
+    variants = [base + rng.normal(shift, 0.05, (4, 80)) for shift in (0.0, 0.02, 0.05)]
+    h._kept_case_counts.cache_clear()
+    first = [two_level_bootstrap(v, base, fold, paired=True) for v in variants]
+    info = h._kept_case_counts.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
+    h._kept_case_counts.cache_clear()
+    assert two_level_bootstrap(variants[2], base, fold, paired=True) == first[2]  # order-independent
+    monkeypatch.setattr(h, "_KEEP_CELLS", 0)  # too many cells to keep: drawn each time
+    assert [two_level_bootstrap(v, base, fold, paired=True) for v in variants] == first
+    assert first[0].p_value > 0.05 and first[2].p_value < 0.01
