@@ -15,7 +15,8 @@ each variant against the baseline: a two-level bootstrap over 25 runs x 12,500 c
 2,000 replicates, Holm-corrected); first on the per-trial files as written, then
 after ``store.compact(experiment)`` (one file per partition and table). On moto every
 request costs about 5 ms and moto answers one at a time, so 400 per-trial files cost
-about 2 s of requests alone; real S3 answers the same requests concurrently.
+about 2 s of requests alone; real S3 answers the same requests concurrently (``--s3 seaweed``
+runs the S3 half against SeaweedFS, a real S3 server, on loopback).
 The machine's load average is printed: on a shared 2-core machine it moves the figures.
 """
 
@@ -35,7 +36,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dragsaw.platform.leaderboard import format_rows, leaderboard  # noqa: E402
 from dragsaw.platform.store import ResultStore  # noqa: E402
-from tests.platform.s3_server import create_bucket, s3_environment, start_moto, stop  # noqa: E402
+from tests.platform.s3_server import (  # noqa: E402
+    create_bucket,
+    s3_environment,
+    start_moto,
+    start_seaweedfs,
+    stop,
+)
 
 DATASETS = ("isic2016", "isic2017")
 VARIANTS = ("baseline", "pdcr", "uafr", "pdcr_uafr")
@@ -92,8 +99,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=2500, help="cases per trial (default 2500 -> 1M rows)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--s3", choices=("moto", "seaweed"), default="moto",
+                        help="the S3 server on loopback: moto_server (default) or SeaweedFS")
     args = parser.parse_args()
-    proc, endpoint = start_moto()
+    if args.s3 == "seaweed":
+        server = start_seaweedfs()
+        endpoint, halt = server.endpoint, server.stop
+    else:
+        proc, endpoint = start_moto()
+        halt = lambda: stop(proc)  # noqa: E731
     try:
         os.environ.update(s3_environment(endpoint))
         create_bucket(endpoint, "bench")
@@ -106,7 +120,7 @@ def main() -> None:
                     store.write_trial(trial, epochs, cases)
                 rows += len(cases)
             print(f"wrote {rows:,} case rows ({len(DATASETS) * len(VARIANTS) * FOLDS * SEEDS} trials) to a "
-                  f"local folder and to moto S3 in {time.perf_counter() - start:.1f} s")
+                  f"local folder and to {args.s3} S3 in {time.perf_counter() - start:.1f} s")
             for state in ("per-trial files", "compacted"):
                 if state == "compacted":
                     for name, store in stores.items():
@@ -125,7 +139,7 @@ def main() -> None:
             print()
             print(format_rows(board, "table"))
     finally:
-        stop(proc)
+        halt()
 
 
 if __name__ == "__main__":
