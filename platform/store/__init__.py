@@ -5,6 +5,7 @@ root, hive-partitioned by experiment and dataset, every file written whole.
     store.check()                                # reachable and writable, else StoreError
     store.write_trial(trial, epochs, cases)      # one attempt; retries rewrite, never duplicate
     store.read("cases", experiment="table4")     # pyarrow.Table with schema SCHEMAS["cases"]
+    store.scan("cases", "table4")                # the same rows as chunks of whole files (bounded memory)
     store.compact("table4")                      # one file per partition for fast reads (a cache)
     store.incomplete("table4")                   # completed trials whose data is missing or changed
     fs, root = filesystem(url)                   # the same filesystem, for files kept beside results
