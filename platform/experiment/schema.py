@@ -224,6 +224,12 @@ class ExperimentSpec(_Strict):
             bases = {canonical(b): b for b in (_dataset_base(data, d) for d in data["datasets"])}
             for base in bases.values():
                 problems += [(("space",) + loc, msg) for loc, msg in effective_space(space, base)[2]]
+            if "val_dice" in v.metrics and any((b.get("eval") or {}).get("selection") != "best_val"
+                                               for b in bases.values()):
+                where = ("metric",) if v.objectives is None else ("objectives", v.metrics.index("val_dice"), "metric")
+                problems.append((where, ("val_dice is measured only with eval.selection: best_val (validation "
+                                         "cases carved from the training cases); set eval.selection: best_val, "
+                                         "or search on dice (the evaluation fold)")))
         raise_problems("search", problems)
         return v
 

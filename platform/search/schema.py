@@ -38,6 +38,9 @@ METRIC_MODES = {
     **{f"{m}{c}": "max" for m in ("dice", "jaccard", "accuracy") for c in ("", "_paper2d", "_foreground")},
     "train_loss": "min", "train_seg_loss": "min", "train_pdcr_loss": "min", "epoch_seconds": "min",
     "train_seconds": "min",
+    # Dice on the validation cases carved from the training cases (eval.selection: best_val):
+    # the metric to steer a search by without looking at the evaluation fold.
+    "val_dice": "max",
 }
 SCHEDULERS = ("none", "asha")
 
