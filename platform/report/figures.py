@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from matplotlib.ticker import MaxNLocator
 
 from dragsaw.platform.report.collect import Experiment
@@ -53,26 +54,48 @@ def _largest_fraction(boards: list[Board]) -> dict[str, Board]:
     return out
 
 
+_CURVES = ("train_loss", "dice", "val_dice")
+
+
+def _mean_curves(exp: Experiment, members: list) -> dict[str, dict[tuple[str, str], dict[int, float]]]:
+    """dataset -> (variant, metric name) -> epoch -> mean over ``members`` (the trials drawn,
+    each its counted attempt) of the ``_CURVES`` metrics, read chunk by chunk: memory holds one
+    chunk of the epochs table and the sums, whatever the number of trials and epochs."""
+    keys = pa.table({"dataset": [t.dataset for t in members], "trial_id": [t.trial_id for t in members],
+                     "attempt": pa.array([t.attempt for t in members], pa.int64())})
+    wanted = pa.array(_CURVES, pa.string())
+    by = ["dataset", "variant", "name", "epoch"]
+    parts = []
+    for chunk in exp.store.scan("epochs", exp.name, columns=["dataset", "trial_id", "attempt", "variant", "epoch",
+                                                                "name", "value"]):
+        chunk = chunk.filter(pc.field("name").isin(wanted) & pc.field("value").is_valid())
+        chunk = chunk.join(keys, ["dataset", "trial_id", "attempt"], join_type="inner")
+        if chunk.num_rows:
+            parts.append(chunk.group_by(by).aggregate([("value", "sum"), ("value", "count")]))
+    out: dict[str, dict[tuple[str, str], dict[int, float]]] = defaultdict(dict)
+    if not parts:
+        return out
+    total = pa.concat_tables(parts).group_by(by).aggregate([("value_sum", "sum"), ("value_count", "sum")])
+    for r in total.to_pylist():
+        out[r["dataset"]].setdefault((r["variant"], r["name"]), {})[r["epoch"]] = \
+            r["value_sum_sum"] / r["value_count_sum"]
+    return out
+
+
 # --- learning curves -------------------------------------------------------------------------
 
 
 def learning_curves(exp: Experiment, boards: list[Board]) -> list[Figure]:
     """Per dataset: train loss and Dice per epoch, mean over the seeds and folds of each variant
     (the trials of the largest data fraction)."""
-    keys = pa.table({"trial_id": [t.trial_id for t in exp.trials], "attempt": [t.attempt for t in exp.trials]})
-    if not keys.num_rows:
+    chosen = _largest_fraction(boards)
+    members = [t for board in chosen.values() for ts in board.trials.values() for t in ts]
+    if not members:
         return []
-    epochs = exp.store.read("epochs", exp.name, columns=["dataset", "trial_id", "attempt", "variant", "epoch",
-                                                          "name", "value"])
-    epochs = epochs.join(keys, ["trial_id", "attempt"], join_type="inner")
+    curves_of = _mean_curves(exp, members)
     figures = []
-    for dataset, board in _largest_fraction(boards).items():
-        ids = {t.trial_id for ts in board.trials.values() for t in ts}
-        curves: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-        for r in epochs.to_pylist():
-            if r["dataset"] == dataset and r["trial_id"] in ids and r["name"] in ("train_loss", "dice", "val_dice") \
-                    and r["value"] is not None:
-                curves[(r["variant"], r["name"])][r["epoch"]].append(r["value"])
+    for dataset, board in chosen.items():
+        curves = curves_of.get(dataset)
         if not curves:
             continue
         fig, axes = _canvas(10, 3.8, 2)
@@ -84,8 +107,7 @@ def learning_curves(exp: Experiment, boards: list[Board]) -> list[Figure]:
                     points = curves.get((variant, key))
                     if points:
                         xs = sorted(points)
-                        ax.plot(xs, [sum(points[x]) / len(points[x]) for x in xs], marker="o", ms=3, ls=style,
-                                label=variant + suffix)
+                        ax.plot(xs, [points[x] for x in xs], marker="o", ms=3, ls=style, label=variant + suffix)
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(label)

@@ -504,3 +504,28 @@ def test_reports_and_leaderboards_read_the_store_not_the_launcher():
                          else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
                 offending += [f"{package}/{path.name}: {n}" for n in names if n.startswith("dragsaw.platform.launch")]
     assert offending == []
+
+
+def test_learning_curves_are_means_over_the_counted_trials_read_chunk_by_chunk(tmp_path, monkeypatch):
+    """The curves' points are means over the completed trials (a failed trial's epochs do not
+    count), the same whether the epochs table is read in one chunk or many."""
+    import dragsaw.platform.store._files as files_module
+    from dragsaw.platform.report.collect import load_experiment
+    from dragsaw.platform.report.figures import _mean_curves
+
+    url = str(tmp_path / "results")
+    store = ResultStore(url)
+    for seed, final in ((0, 0.8), (1, 0.6)):
+        store.write_trial(trial("lc", f"lc-s{seed}", "baseline", "isic2016", seed, config(),
+                                {"dice": final, "convention": "paper2d"}), curve(final),
+                          case_rows([symmetric(45)] * 3))
+    store.write_trial(trial("lc", "lc-s9", "baseline", "isic2016", 9, config(), status="failed"), curve(0.1), [])
+    exp = load_experiment(url, "lc")
+    assert sorted(t.trial_id for t in exp.trials) == ["lc-s0", "lc-s1"]
+    whole = _mean_curves(exp, exp.trials)
+    monkeypatch.setattr(files_module, "CHUNK_ROWS", 2)
+    assert _mean_curves(exp, exp.trials) == whole
+    curves = whole["isic2016"]
+    assert set(curves) == {("baseline", "train_loss"), ("baseline", "dice")}
+    assert curves[("baseline", "train_loss")] == pytest.approx({1: 1.0, 2: 0.5, 3: 1 / 3})
+    assert curves[("baseline", "dice")] == pytest.approx({1: 0.5, 2: 0.6, 3: 0.7})
