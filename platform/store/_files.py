@@ -232,9 +232,10 @@ class Files:
                         max_rows: int | None = None) -> Iterator[pa.Table]:
         """Rows of every result file in ``listing`` (compacted rows where still valid, the other
         files fetched), cast to ``schema`` (with ``keep_source`` plus a ``_file`` column), as
-        tables of about ``max_rows`` (default ``CHUNK_ROWS``) rows, each holding whole files only (a file's rows are
-        never split across two tables; one larger file is one table). Memory stays bounded by
-        a chunk and one fetch group (``GROUP_BYTES``), whatever the partition's size.
+        tables of about ``max_rows`` (default ``CHUNK_ROWS``) rows, each holding whole files
+        only (a file's rows are never split across two tables; one larger file is one table).
+        Memory stays bounded by a chunk and one fetch group (``GROUP_BYTES``), whatever the
+        partition's size.
 
         ``read`` (folder -> {file name: Source}) gains a file's ``Source`` when its rows are
         yielded, so a consumer that stops early knows what it saw. An unreadable compacted
