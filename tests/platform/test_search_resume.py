@@ -83,9 +83,48 @@ def run_and_kill(spec: Path, store: Path, name: str, env: dict) -> None:
         else:
             pytest.fail("no sample got to a checkpoint after a complete one")
     finally:
+        # Ray's workers need not share the driver's process group: kill the whole tree, and wait
+        # until it is gone, so that no straggler writes into the store after this returns.
+        tree = descendants(driver.pid)
         os.killpg(driver.pid, signal.SIGKILL)
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         driver.wait()
         driver.stdout.close()
+        deadline = time.monotonic() + 60
+        while not all(gone(pid) for pid in tree) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc), children before grandchildren."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(0), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie counts: it runs no more code)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def check_resumed(study: optuna.Study, store: ResultStore, name: str, interrupted: int) -> None:
