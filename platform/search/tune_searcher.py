@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.trial import TrialState
@@ -80,7 +80,7 @@ class StudySearcher(Searcher):
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True  # metric and mode come from the spec; the space is the study's
 
-    def suggest(self, trial_id: str) -> dict | str | None:
+    def suggest(self, trial_id: str) -> dict | None:
         while self.budget > 0:
             self.budget -= 1
             if self.resumable:
@@ -106,7 +106,9 @@ class StudySearcher(Searcher):
             self.live[trial_id] = trial
             self.steps[trial_id] = steps
             return {"sample": sid, "number": trial.number, "params": params}
-        return Searcher.FINISHED
+        # Ray's contract: the string Searcher.FINISHED ends the search, though its annotation
+        # says Optional[Dict]; the cast keeps the override compatible with the base class.
+        return cast(dict, Searcher.FINISHED)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._report(trial_id, result)
