@@ -131,8 +131,7 @@ def score_trials(chunks: Iterable[pa.Table], trials: pa.Table, metric: str, conv
     cases: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for t, code, value in found:
         order = np.argsort(t, kind="stable")
-        t, code, value = t[order], rank[code], value[order]
-        code = code[order]
+        t, code, value = t[order], rank[code[order]], value[order]
         bounds = np.flatnonzero(np.diff(t)) + 1
         for a, b in zip(np.concatenate([[0], bounds]).tolist(), np.append(bounds, t.size).tolist()):
             cases[int(t[a])] = (code[a:b], value[a:b])

@@ -524,6 +524,7 @@ def test_learning_curves_are_means_over_the_counted_trials_read_chunk_by_chunk(t
     assert sorted(t.trial_id for t in exp.trials) == ["lc-s0", "lc-s1"]
     whole = _mean_curves(exp, exp.trials)
     monkeypatch.setattr(files_module, "CHUNK_ROWS", 2)
+    assert len(list(store.scan("epochs", "lc"))) == 3  # one chunk per trial's epochs file
     assert _mean_curves(exp, exp.trials) == whole
     curves = whole["isic2016"]
     assert set(curves) == {("baseline", "train_loss"), ("baseline", "dice")}

@@ -174,6 +174,7 @@ def test_leaderboard_chunk_by_chunk_equals_one_chunk(local_store_url, monkeypatc
     kinds = [dict(baseline="A"), dict(baseline="A", convention="foreground", metric="jaccard")]
     whole = [leaderboard(store, **kw) for kw in kinds]
     monkeypatch.setattr(files_module, "CHUNK_ROWS", 3)  # a chunk per file
+    assert len(list(store.scan("cases", "hand"))) == 12  # the scans below are chunked
     chunked = [leaderboard(store, **kw) for kw in kinds]
     for a, b in zip(whole, chunked):
         assert len(a) == 6 and _same(a, b)
